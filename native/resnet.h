@@ -1,0 +1,62 @@
+// ResNet family with torchvision's parameter and buffer names.
+//   ImageNet-style: resnet18/34/50/101/152, resnext50_32x4d (torchvision v1.5 layout: stride on the 3x3).
+//   CIFAR-style:    resnet8/20/32/56/110 (He et al. 2016: 3 stages of 16/32/64 channels, 3x3 stem,
+//                   parameter-free "option A" shortcuts, as in the LDAM / MiSLAS / BTM CIFAR code),
+//                   named with the same scheme (conv1, bn1, layerK.i.convJ, fc).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+namespace btm {
+
+struct ArchSpec {
+  std::string name;
+  bool cifar = false;       // 3x3 stem, 3 stages, option-A shortcuts
+  bool bottleneck = false;  // Bottleneck (expansion 4) or BasicBlock (expansion 1)
+  std::vector<int> blocks;  // blocks per stage
+  int groups = 1;
+  int width_per_group = 64;
+};
+
+// Known architecture names, for error messages and the TypeScript layer.
+const std::vector<std::string>& arch_names();
+// Returns false when the name is unknown.
+bool find_arch(const std::string& name, ArchSpec* out);
+
+struct BlockImpl : torch::nn::Module {
+  BlockImpl(const ArchSpec& spec, int64_t in_planes, int64_t planes, int64_t stride);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  bool bottleneck;
+  bool option_a_shortcut = false;  // CIFAR: x[:, :, ::2, ::2] zero-padded in channels
+  int64_t pad_channels = 0;
+  int64_t stride;
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
+  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  torch::nn::Sequential downsample{nullptr};
+};
+TORCH_MODULE(Block);
+
+struct ResNetImpl : torch::nn::Module {
+  ResNetImpl(const ArchSpec& spec, int64_t num_classes, int64_t in_channels);
+  // Penultimate features: [N, feature_dim].
+  torch::Tensor features(const torch::Tensor& x);
+  torch::Tensor forward(const torch::Tensor& x) { return fc->forward(features(x)); }
+
+  ArchSpec spec;
+  int64_t feature_dim = 0;
+  torch::nn::Conv2d conv1{nullptr};
+  torch::nn::BatchNorm2d bn1{nullptr};
+  std::vector<torch::nn::Sequential> layers;
+  torch::nn::Linear fc{nullptr};
+};
+TORCH_MODULE(ResNet);
+
+// Every parameter and buffer in torchvision's state_dict order (module by module: own parameters,
+// then own buffers).
+std::vector<std::pair<std::string, torch::Tensor>> ordered_state(torch::nn::Module& m);
+
+}  // namespace btm

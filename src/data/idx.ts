@@ -1,0 +1,107 @@
+/**
+ * The IDX format of MNIST and Fashion-MNIST (http://yann.lecun.com/exdb/mnist/): a big-endian magic
+ * 0x00 0x00 <type> <ndims>, ndims big-endian uint32 dimension sizes, then the data in row-major order.
+ * Only unsigned-byte data (type 0x08) is supported; files may be gzipped.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { type ImageSet, readByteLabels, readDataFile, validateImageSet } from './image-set.js';
+
+/** A decoded unsigned-byte IDX file. */
+export interface IdxFile {
+  dims: number[];
+  /** prod(dims) bytes, row-major. */
+  data: Uint8Array;
+}
+
+const hex32 = (value: number) => `0x${value.toString(16).padStart(8, '0')}`;
+
+/**
+ * Reads an unsigned-byte IDX file, plain or gzipped. When `ndims` is given the file must have exactly
+ * that many dimensions. Errors name the file and the byte offset of the problem.
+ */
+export function readIdx(path: string, ndims?: number): IdxFile {
+  const bytes = readDataFile(path);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < 4) throw new Error(`${path}: truncated at offset ${bytes.length}, before the end of the 4-byte magic`);
+  const magic = view.getUint32(0);
+  const rank = magic & 0xff;
+  if (magic >>> 8 !== 0x08 || rank === 0 || (ndims !== undefined && rank !== ndims)) {
+    const expected = ndims === undefined ? '0x000008NN (unsigned-byte data with NN dimensions)' : hex32(0x800 + ndims);
+    throw new Error(`${path}: bad magic ${hex32(magic)} at offset 0, expected ${expected}`);
+  }
+  const headerSize = 4 + 4 * rank;
+  if (bytes.length < headerSize) {
+    throw new Error(`${path}: truncated at offset ${bytes.length}, inside the ${headerSize}-byte header of ${rank} dimensions`);
+  }
+  const dims = Array.from({ length: rank }, (_, i) => view.getUint32(4 + 4 * i));
+  const expectedSize = headerSize + dims.reduce((a, b) => a * b, 1);
+  if (bytes.length !== expectedSize) {
+    const problem = bytes.length < expectedSize ? 'truncated' : 'unexpected trailing bytes';
+    throw new Error(
+      `${path}: ${problem} at offset ${Math.min(bytes.length, expectedSize)}: size ${bytes.length} bytes, ` +
+        `expected ${expectedSize} (${headerSize}-byte header + ${dims.join('x')} bytes)`,
+    );
+  }
+  return { dims, data: new Uint8Array(bytes.subarray(headerSize)) };
+}
+
+export interface IdxDatasetOptions {
+  /** IDX file of dims [N, H, W]. */
+  imagesPath: string;
+  /** IDX file of dims [N]. */
+  labelsPath: string;
+  numClasses?: number;
+  classNames?: string[];
+}
+
+/** Loads a grayscale (channels = 1) image set from an images and a labels IDX file. */
+export function loadIdxDataset({ imagesPath, labelsPath, numClasses = 10, classNames }: IdxDatasetOptions): ImageSet {
+  const images = readIdx(imagesPath, 3);
+  const labels = readIdx(labelsPath, 1);
+  const [n, height, width] = images.dims;
+  if (labels.dims[0] !== n) {
+    throw new Error(`${imagesPath} has ${n} images but ${labelsPath} has ${labels.dims[0]} labels`);
+  }
+  return validateImageSet({
+    images: images.data,
+    labels: readByteLabels(labelsPath, labels.data, { count: n, numClasses, fileOffset: 8 }),
+    n,
+    channels: 1,
+    height,
+    width,
+    numClasses,
+    classNames,
+    source: imagesPath,
+  });
+}
+
+/** Where the `dataset-fashion-mnist` package installs Fashion-MNIST. */
+export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
+
+export const FASHION_MNIST_CLASSES = [
+  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
+];
+
+/**
+ * Loads the Fashion-MNIST train (60000) or test (10000) split from `dir`, which holds the standard
+ * files `{train,t10k}-{images-idx3,labels-idx1}-ubyte`, gzipped (.gz) or not.
+ */
+export function loadFashionMnist(split: 'train' | 'test', dir: string = FASHION_MNIST_DIR): ImageSet {
+  if (split !== 'train' && split !== 'test') throw new Error(`Fashion-MNIST: unknown split '${split}', expected 'train' or 'test'`);
+  if (!existsSync(dir)) {
+    throw new Error(
+      `Fashion-MNIST directory ${dir} not found: install it with \`apt-get install dataset-fashion-mnist\` ` +
+        'or pass the directory that holds the IDX files',
+    );
+  }
+  const prefix = split === 'train' ? 'train' : 't10k';
+  // Prefer the gzipped file; if neither exists, reading the .gz name reports it as missing.
+  const file = (name: string) => [`${name}.gz`, name].map((f) => join(dir, f)).find((f) => existsSync(f)) ?? join(dir, `${name}.gz`);
+  return loadIdxDataset({
+    imagesPath: file(`${prefix}-images-idx3-ubyte`),
+    labelsPath: file(`${prefix}-labels-idx1-ubyte`),
+    numClasses: 10,
+    classNames: [...FASHION_MNIST_CLASSES],
+  });
+}

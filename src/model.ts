@@ -1,0 +1,160 @@
+/**
+ * A ResNet on a device with its SGD optimizer: a typed face over the native Model. Parameter and
+ * buffer names follow torchvision (`layer1.0.conv1.weight`, `bn1.running_var`, `fc.weight`).
+ * Long work returns a Promise and runs off the JS thread; one call at a time per model.
+ */
+import type { Dataset } from './dataset.js';
+import type { Device } from './device.js';
+import { native, type NativeEvalResult, type NativeModel, type NativeModelInfo, type NativeTrainResult } from './native.js';
+import type { StateDict } from './state-dict.js';
+
+export const ARCHS = [
+  'resnet8', 'resnet20', 'resnet32', 'resnet56', 'resnet110',
+  'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152', 'resnext50_32x4d',
+] as const;
+export type Arch = (typeof ARCHS)[number];
+
+export interface ModelOptions {
+  arch: Arch;
+  numClasses: number;
+  /** Input channels (default 3). */
+  inChannels?: number;
+  /** When set, datasets must have images of exactly this height and width. */
+  imageSize?: number;
+  device?: Device;
+  /** Seeds the initial weights and every random draw of training (crops, flips, mixup). Default 0. */
+  seed?: number;
+}
+
+export type Trainable = 'all' | 'classifier' | 'backbone';
+
+export interface OptimizerOptions {
+  /** Default 0.9. */
+  momentum?: number;
+  /** Default 5e-4 (applied to every trained parameter, as torch.optim.SGD does). */
+  weightDecay?: number;
+  nesterov?: boolean;
+  /** Which parameters train: the whole model (default), only `fc`, or all but `fc`. */
+  trainable?: Trainable;
+}
+
+export interface PerformanceOptions {
+  /** CUDA autocast: bf16, or fp16 with dynamic loss scaling. */
+  amp?: 'none' | 'bf16' | 'fp16';
+  channelsLast?: boolean;
+  cudnnBenchmark?: boolean;
+}
+
+export interface Normalization {
+  /** Per channel, on the [0,1] pixel scale. */
+  mean: ArrayLike<number>;
+  std: ArrayLike<number>;
+}
+
+export interface TrainOptions {
+  /** One learning rate for every step, or one per step (length = number of steps). */
+  lr: number | Float32Array | number[];
+  batchSize?: number;
+  dropLast?: boolean;
+  /** Random crop after zero padding by this many pixels (0 = off). */
+  cropPadding?: number;
+  hflip?: boolean;
+  normalize?: Normalization;
+  /** Mixup Beta(alpha, alpha); 0 = off. */
+  mixupAlpha?: number;
+  /** Per-class offsets added to the logits inside the loss (balanced softmax: log prior; logit adjustment: tau*log prior). */
+  logitOffsets?: Float32Array | number[];
+  /** Per-class label smoothing eps_y (label-aware smoothing). */
+  labelSmoothing?: Float32Array | number[];
+  /** BatchNorm mode while training (default 'train'); independent of which parameters train. */
+  bnMode?: 'train' | 'eval';
+}
+
+export interface EvalOptions {
+  /** Evaluate these samples only (default: the whole dataset in order). */
+  indices?: Int32Array;
+  batchSize?: number;
+  normalize?: Normalization;
+  logits?: boolean;
+  features?: boolean;
+  /** 'train' runs a train-mode forward without gradients: BatchNorm statistics update. Default 'eval'. */
+  bnMode?: 'eval' | 'train';
+}
+
+export type TrainResult = NativeTrainResult;
+export type EvalResult = NativeEvalResult;
+export type ModelInfo = NativeModelInfo & { arch: Arch };
+
+function normalization(n: Normalization | undefined) {
+  return n && { mean: Array.from(n.mean), std: Array.from(n.std) };
+}
+
+export class Model implements Disposable {
+  private readonly handle: NativeModel;
+
+  constructor(options: ModelOptions) {
+    this.handle = new (native().Model)(options);
+  }
+
+  get info(): ModelInfo {
+    return this.handle.info as ModelInfo;
+  }
+  get disposed(): boolean {
+    return this.handle.disposed;
+  }
+  /** True while a trainEpoch/evaluate call is running. */
+  get busy(): boolean {
+    return this.handle.busy;
+  }
+
+  /** Every parameter and buffer, in torchvision's state_dict order, as copies. */
+  stateDict(): StateDict {
+    return this.handle.stateDict();
+  }
+
+  /** Strict: same names, shapes and dtypes; the error lists every difference. */
+  loadStateDict(state: StateDict): void {
+    this.handle.loadStateDict(state);
+  }
+
+  /** Gradients of the trained parameters from the last step (copies). */
+  gradients(): StateDict {
+    return this.handle.gradients();
+  }
+
+  /** Replaces the optimizer (momentum buffers start from zero) and sets which parameters train. */
+  setOptimizer(options: OptimizerOptions = {}): void {
+    this.handle.setOptimizer(options);
+  }
+
+  /** CUDA speed features; on a CPU model they are ignored with a warning. */
+  setPerformance(options: PerformanceOptions): void {
+    const wanted = (options.amp ?? 'none') !== 'none' || options.channelsLast || options.cudnnBenchmark;
+    if (wanted && this.info.device === 'cpu') {
+      process.emitWarning('btm-node: amp / channelsLast / cudnnBenchmark are CUDA-only and ignored on a CPU model');
+    }
+    this.handle.setPerformance(options);
+  }
+
+  /** Trains over `indices` in order, in batches; returns the loss and batch accuracy of every step. */
+  trainEpoch(dataset: Dataset, indices: Int32Array, options: TrainOptions): Promise<TrainResult> {
+    const { lr, normalize, ...rest } = options;
+    const opts =
+      typeof lr === 'number' ? { ...rest, lr, normalize: normalization(normalize) } : { ...rest, lrs: lr, normalize: normalization(normalize) };
+    return this.handle.trainEpoch(dataset.handle, indices, opts);
+  }
+
+  /** Batched forward: predicted class per sample, and logits / penultimate features on request. */
+  evaluate(dataset: Dataset, options: EvalOptions = {}): Promise<EvalResult> {
+    const { indices, normalize, ...rest } = options;
+    return this.handle.evaluate(dataset.handle, indices ?? null, { ...rest, normalize: normalization(normalize) });
+  }
+
+  /** Frees the weights and optimizer state now (throws while a call is running). */
+  dispose(): void {
+    this.handle.dispose();
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
