@@ -53,11 +53,12 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
 }
 
 // computeLoss({logits: Float32Array [B*C], numClasses, labelsA: Int32Array, labelsB?, lam?, logitOffsets?,
-// labelSmoothing?}) -> number: the training loss on given logits, for checking against a reference.
+// labelSmoothing?, loss?: 'ce'|'gml', gmlPower?}) -> number: the training loss on given logits, for checking against a reference.
 Napi::Value ComputeLoss(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string what = "computeLoss: options";
   const auto o = args::object(info[0], what, false);
+  args::only(o, what, {"logits", "numClasses", "labelsA", "labelsB", "lam", "logitOffsets", "labelSmoothing", "loss", "gmlPower"});
   const int64_t C = args::integer(o, what, "numClasses", std::nullopt, 1, 1 << 20);
   const auto logits = args::floats(o, what, "logits", -1, -1e30, 1e30);
   if (logits.empty() || logits.size() % C != 0)
@@ -70,12 +71,15 @@ Napi::Value ComputeLoss(const Napi::CallbackInfo& info) {
   const double lam = args::number(o, what, "lam", 1.0, 0, 1);
   const auto offsets = args::floats(o, what, "logitOffsets", C, -1e4, 1e4);
   const auto smoothing = args::floats(o, what, "labelSmoothing", C, 0, 1);
+  const bool gml = args::choice(o, what, "loss", std::string("ce"), {"ce", "gml"}) == "gml";
+  const double power = args::number(o, what, "gmlPower", 1.0, 0.1, 10);
   return guarded(env, "computeLoss", [&] {
     auto z = torch::tensor(logits).view({B, C});
     auto ta = torch::tensor(ya, torch::kLong), tb = torch::tensor(yb, torch::kLong);
     auto off = offsets.empty() ? torch::Tensor() : torch::tensor(offsets);
     auto eps = smoothing.empty() ? torch::Tensor() : torch::tensor(smoothing);
-    return Napi::Number::New(env, soft_target_loss(z, ta, tb, lam, off, eps).item<double>());
+    const auto loss = gml ? gml_loss(z, ta, off, power) : soft_target_loss(z, ta, tb, lam, off, eps);
+    return Napi::Number::New(env, loss.item<double>());
   });
 }
 

@@ -45,6 +45,21 @@ Napi::Object object(const Napi::Value& v, const std::string& what, bool allow_un
   return v.As<Napi::Object>();
 }
 
+void only(const Napi::Object& o, const std::string& what, const std::vector<std::string>& known) {
+  const auto keys = o.GetPropertyNames();
+  for (uint32_t i = 0; i < keys.Length(); ++i) {
+    const auto k = keys.Get(i).ToString().Utf8Value();
+    if (o.Get(k).IsUndefined()) continue;
+    bool ok = false;
+    for (const auto& n : known) ok = ok || n == k;
+    if (!ok) {
+      std::string list;
+      for (const auto& n : known) list += (list.empty() ? "" : ", ") + n;
+      type_error(o.Env(), what + "." + k + " is not an option (known: " + list + ")");
+    }
+  }
+}
+
 double number(const Napi::Object& o, const std::string& what, const char* name, std::optional<double> def,
               double min, double max) {
   const auto v = o.Get(name);

@@ -17,6 +17,9 @@ namespace btm::args {
 // Options objects: `what` is the argument path used in messages, e.g. "trainEpoch: options".
 Napi::Object object(const Napi::Value& v, const std::string& what, bool allow_undefined = true);
 
+// Throws TypeError "<what>.<key> is not an option (known: ...)" for any own key not in `known`.
+void only(const Napi::Object& o, const std::string& what, const std::vector<std::string>& known);
+
 // Present-or-default getters. `name` is the key; messages read "<what>.<name> must be ...".
 double number(const Napi::Object& o, const std::string& what, const char* name, std::optional<double> def,
               double min, double max);

@@ -73,6 +73,37 @@ torch::Tensor soft_target_loss(const torch::Tensor& logits, const torch::Tensor&
   return -(target * logp).sum(1).mean();
 }
 
+torch::Tensor gml_loss(const torch::Tensor& logits, const torch::Tensor& y, const torch::Tensor& offsets, double power) {
+  const int64_t C = logits.size(1);
+  const auto q = torch::softmax(offsets.defined() ? logits + offsets : logits, 1);
+  const auto p = q.gather(1, y.unsqueeze(1)).squeeze(1).clamp(1e-5, 1.0);
+  const auto opts = p.options();
+  const auto sums = torch::zeros({C}, opts).index_add(0, y, p);
+  const auto counts = torch::zeros({C}, opts).index_add(0, y, torch::ones_like(p));
+  const auto present = counts > 0;
+  const auto m = sums.masked_select(present) / counts.masked_select(present);
+  const auto nll = -torch::log(m);
+  return power == 1.0 ? nll.mean() : nll.pow(power).mean().pow(1.0 / power);
+}
+
+void sgd_step(std::vector<ParamSlot>& slots, const OptimizerConfig& cfg, double lr) {
+  torch::NoGradGuard no_grad;
+  for (auto& s : slots) {
+    const auto& g = s.param.grad();
+    if (!g.defined()) continue;
+    auto d = cfg.weight_decay != 0 ? g.add(s.param, cfg.weight_decay) : g;
+    if (cfg.momentum != 0) {
+      if (!s.momentum.defined()) {
+        s.momentum = d.clone();
+      } else {
+        s.momentum.mul_(cfg.momentum).add_(d);
+      }
+      d = cfg.nesterov ? d.add(s.momentum, cfg.momentum) : s.momentum;
+    }
+    s.param.add_(d, -lr);
+  }
+}
+
 // ------------------------------------------------------------------------------------------------
 // Model
 // ------------------------------------------------------------------------------------------------
@@ -164,7 +195,8 @@ ModelCore::ModelCore(const ArchSpec& spec_, int64_t num_classes_, int64_t in_cha
       in_channels(in_channels_),
       image_size(image_size_),
       device(device_),
-      gen(at::make_generator<at::CPUGeneratorImpl>(seed ^ 0x9E3779B97F4A7C15ULL)) {
+      gen(at::make_generator<at::CPUGeneratorImpl>(seed)) {
+  reseed(seed);
   {
     std::lock_guard<std::mutex> lock(g_init_mutex);
     torch::manual_seed(seed);
@@ -176,17 +208,66 @@ ModelCore::ModelCore(const ArchSpec& spec_, int64_t num_classes_, int64_t in_cha
 
 void ModelCore::set_optimizer(const OptimizerConfig& cfg) {
   opt_cfg = cfg;
-  std::vector<torch::Tensor> params;
+  slots.clear();
+  if (!cfg.lws) fold_lws();
   for (const auto& p : net->named_parameters()) {
     const bool is_fc = p.key().rfind("fc.", 0) == 0;
     const bool on = cfg.trainable == Trainable::All || (cfg.trainable == Trainable::Classifier) == is_fc;
     auto t = p.value();
     t.set_requires_grad(on);
     t.mutable_grad() = torch::Tensor();
-    if (on) params.push_back(t);
+    if (on) slots.push_back({p.key(), t, {}});
   }
-  optimizer = std::make_unique<torch::optim::SGD>(
-      params, torch::optim::SGDOptions(0.0).momentum(cfg.momentum).weight_decay(cfg.weight_decay).nesterov(cfg.nesterov));
+  if (cfg.lws) {
+    if (!lws_scale.defined()) lws_scale = torch::ones({num_classes}, torch::TensorOptions().device(device));
+    lws_scale.set_requires_grad(true);
+    lws_scale.mutable_grad() = torch::Tensor();
+    slots.push_back({"fc.lws_scale", lws_scale, {}});
+  }
+}
+
+void ModelCore::fold_lws() {
+  if (!lws_scale.defined()) return;
+  torch::NoGradGuard no_grad;
+  net->fc->weight.mul_(lws_scale.unsqueeze(1));
+  net->fc->bias.mul_(lws_scale);
+  drop_lws();
+}
+
+void ModelCore::drop_lws() {
+  if (!lws_scale.defined()) return;
+  slots.erase(std::remove_if(slots.begin(), slots.end(), [](const ParamSlot& s) { return s.name == "fc.lws_scale"; }),
+              slots.end());
+  lws_scale = torch::Tensor();
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> ModelCore::export_state() {
+  auto st = state();
+  if (!lws_scale.defined()) return st;
+  torch::NoGradGuard no_grad;
+  for (auto& [name, t] : st) {
+    if (name == "fc.weight") t = t * lws_scale.unsqueeze(1);
+    if (name == "fc.bias") t = t * lws_scale;
+  }
+  return st;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> ModelCore::optimizer_state() {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& s : slots)
+    if (s.momentum.defined()) out.emplace_back(s.name + ".momentum_buffer", s.momentum);
+  return out;
+}
+
+void ModelCore::reseed(uint64_t seed) { gen.set_current_seed(seed ^ 0x9E3779B97F4A7C15ULL); }
+
+torch::Tensor ModelCore::logits(const torch::Tensor& x, torch::Tensor* features) {
+  AutocastScope autocast(perf.amp, device);
+  auto f = net->features(x);
+  auto z = net->fc->forward(f);
+  if (lws_scale.defined()) z = z * lws_scale;
+  if (features) *features = f;
+  return z;
 }
 
 void ModelCore::set_perf(const PerfConfig& cfg) {
@@ -230,35 +311,29 @@ TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& i
       x = x * lam + x.index_select(0, perm) * (1.0 - lam);
       yb = y.index_select(0, perm);
     }
-    for (auto& group : optimizer->param_groups()) {
-      static_cast<torch::optim::SGDOptions&>(group.options()).lr(cfg.lrs[s]);
-    }
-    optimizer->zero_grad();
-    torch::Tensor logits;
-    {
-      AutocastScope autocast(perf.amp, device);
-      logits = net->forward(x);
-    }
-    logits = logits.to(torch::kFloat);
-    const auto loss = soft_target_loss(logits, y, yb, lam, offsets, smoothing);
+    for (auto& slot : slots) slot.param.mutable_grad() = torch::Tensor();
+    const auto logits = this->logits(x).to(torch::kFloat);
+    const auto loss = cfg.loss.kind == LossKind::GML ? gml_loss(logits, y, offsets, cfg.loss.gml_power)
+                                                     : soft_target_loss(logits, y, yb, lam, offsets, smoothing);
     if (fp16) {
       (loss * loss_scale).backward();
+      torch::NoGradGuard no_grad;
       auto bad = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(device));
-      for (auto& p : optimizer->param_groups()[0].params()) {
-        if (!p.grad().defined()) continue;
-        p.mutable_grad().mul_(1.0 / loss_scale);
-        bad += torch::isfinite(p.grad()).logical_not().sum();
+      for (auto& slot : slots) {
+        if (!slot.param.grad().defined()) continue;
+        slot.param.mutable_grad().mul_(1.0 / loss_scale);
+        bad += torch::isfinite(slot.param.grad()).logical_not().sum();
       }
       if (bad.item<float>() > 0) {
         loss_scale /= 2;
         good_steps = 0;
       } else {
-        optimizer->step();
+        sgd_step(slots, opt_cfg, cfg.lrs[s]);
         if (++good_steps % 2000 == 0) loss_scale *= 2;
       }
     } else {
       loss.backward();
-      optimizer->step();
+      sgd_step(slots, opt_cfg, cfg.lrs[s]);
     }
     torch::NoGradGuard no_grad;
     const auto pred = logits.argmax(1);
@@ -291,12 +366,8 @@ EvalResult ModelCore::evaluate(const DataCore& data, const std::vector<int64_t>*
   for (int64_t start = 0; start < n; start += cfg.batch_size) {
     const int64_t len = std::min(cfg.batch_size, n - start);
     const auto x = to_input(data.images.index_select(0, idx.narrow(0, start, len)), cfg.normalize, device, cl);
-    torch::Tensor f, z;
-    {
-      AutocastScope autocast(perf.amp, device);
-      f = net->features(x);
-      z = net->fc->forward(f);
-    }
+    torch::Tensor f;
+    const auto z = this->logits(x, &f);
     preds.push_back(z.argmax(1).to(torch::kInt).to(torch::kCPU));
     if (cfg.want_logits) logits.push_back(z.to(torch::kFloat).to(torch::kCPU));
     if (cfg.want_features) feats.push_back(f.to(torch::kFloat).to(torch::kCPU));

@@ -33,6 +33,14 @@ struct OptimizerConfig {
   double weight_decay = 5e-4;
   bool nesterov = false;
   Trainable trainable = Trainable::All;
+  bool lws = false;  // learnable per-class logit scale (MiSLAS LWS), trained with the chosen parameters
+};
+
+// One trained tensor with its SGD momentum buffer (undefined until the first step).
+struct ParamSlot {
+  std::string name;
+  torch::Tensor param;
+  torch::Tensor momentum;
 };
 
 struct PerfConfig {
@@ -45,9 +53,13 @@ struct Normalize {
   std::vector<float> mean, std;  // per channel, on the [0,1] scale; empty = no normalisation
 };
 
+enum class LossKind { SoftTargetCE, GML };
+
 struct LossConfig {
+  LossKind kind = LossKind::SoftTargetCE;
   std::vector<float> logit_offsets;    // [C] added to the logits in the loss only; empty = none
-  std::vector<float> label_smoothing;  // [C] eps_y per class; empty = none
+  std::vector<float> label_smoothing;  // [C] eps_y per class; empty = none (soft-target CE only)
+  double gml_power = 1.0;              // GML's p
 };
 
 struct TrainConfig {
@@ -88,7 +100,17 @@ struct ModelCore {
   void set_perf(const PerfConfig& cfg);
   TrainResult train(const DataCore& data, const std::vector<int64_t>& indices, const TrainConfig& cfg);
   EvalResult evaluate(const DataCore& data, const std::vector<int64_t>* indices, const EvalConfig& cfg);
+  // The live parameters and buffers, torchvision order (for loading in place).
   std::vector<std::pair<std::string, torch::Tensor>> state() { return ordered_state(*net); }
+  // What the model computes, for export: as state(), but with a pending LWS scale folded into fc.
+  std::vector<std::pair<std::string, torch::Tensor>> export_state();
+  // Multiplies the LWS scale into fc.weight / fc.bias and drops it.
+  void fold_lws();
+  void drop_lws();
+  // Momentum buffers as "<param>.momentum_buffer" (only those that exist).
+  std::vector<std::pair<std::string, torch::Tensor>> optimizer_state();
+  void reseed(uint64_t seed);
+  torch::Tensor logits(const torch::Tensor& x, torch::Tensor* features = nullptr);
 
   ResNet net;
   ArchSpec spec;
@@ -97,11 +119,21 @@ struct ModelCore {
   torch::Generator gen;
   OptimizerConfig opt_cfg;
   PerfConfig perf;
-  std::unique_ptr<torch::optim::SGD> optimizer;
+  std::vector<ParamSlot> slots;  // what the optimizer trains
+  torch::Tensor lws_scale;       // [C] when LWS is on, else undefined
   double loss_scale = 65536.0;  // dynamic loss scale for fp16 autocast (CUDA only)
   int64_t good_steps = 0;
   std::atomic<bool> busy{false};
 };
+
+// SGD exactly as torch.optim.SGD (dampening 0): d = g + wd*p; buf = d (first step) or m*buf + d;
+// p -= lr * (nesterov ? d + m*buf : buf).
+void sgd_step(std::vector<ParamSlot>& slots, const OptimizerConfig& cfg, double lr);
+
+// GML (Du & Wu 2023): q = softmax(logits + offsets) with offsets = log class counts; p_i = q_{i,y_i}
+// clamped to [1e-5, 1]; m_c = mean of p_i over the batch samples of class c; loss = (mean over the
+// classes present of (-log m_c)^power)^(1/power).
+torch::Tensor gml_loss(const torch::Tensor& logits, const torch::Tensor& y, const torch::Tensor& offsets, double power);
 
 // Soft-target cross-entropy used by every training step:
 //   target = lam * q(y_a) + (1 - lam) * q(y_b),  q(y) = (1 - eps_y) onehot(y) + eps_y / C,

@@ -31,6 +31,7 @@ class DatasetWrap : public Napi::ObjectWrap<DatasetWrap> {
     if (!labs.IsTypedArray() || labs.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
       args::type_error(env, what + ": labels must be an Int32Array, got " + args::describe(labs));
     const auto opts = args::object(info[2], what + ": shape", false);
+    args::only(opts, what, {"n", "channels", "height", "width", "device"});
     const int64_t kMax = int64_t(1) << 31;
     const int64_t n = args::integer(opts, what, "n", std::nullopt, 0, kMax);
     const int64_t c = args::integer(opts, what, "channels", std::nullopt, 1, 4096);
@@ -38,18 +39,23 @@ class DatasetWrap : public Napi::ObjectWrap<DatasetWrap> {
     const int64_t w = args::integer(opts, what, "width", std::nullopt, 1, 65536);
     auto images = imgs.As<Napi::Uint8Array>();
     auto labels = labs.As<Napi::Int32Array>();
-    if (static_cast<int64_t>(images.ElementLength()) != n * c * h * w)
+    int64_t bytes = 0;
+    if (__builtin_mul_overflow(n, c, &bytes) || __builtin_mul_overflow(bytes, h, &bytes) ||
+        __builtin_mul_overflow(bytes, w, &bytes) || bytes > (int64_t(1) << 46))
+      args::range_error(env, what + ": shape " + std::to_string(n) + "x" + std::to_string(c) + "x" + std::to_string(h) +
+                                 "x" + std::to_string(w) + " is too large");
+    if (static_cast<int64_t>(images.ElementLength()) != bytes)
       args::range_error(env, what + ": images has " + std::to_string(images.ElementLength()) +
-                                 " bytes, expected n*channels*height*width = " + std::to_string(n * c * h * w));
+                                 " bytes, expected n*channels*height*width = " + std::to_string(bytes));
     if (static_cast<int64_t>(labels.ElementLength()) != n)
       args::range_error(env, what + ": labels has " + std::to_string(labels.ElementLength()) +
                                  " entries, expected n = " + std::to_string(n));
     int32_t max_label = -1;
+    const int32_t* lab = labels.Data();
     for (int64_t i = 0; i < n; ++i) {
-      if (labels[i] < 0)
-        args::range_error(env, what + ": labels[" + std::to_string(i) + "] = " + std::to_string(labels[i]) +
-                                   " is negative");
-      max_label = std::max(max_label, labels[i]);
+      if (lab[i] < 0)
+        args::range_error(env, what + ": labels[" + std::to_string(i) + "] = " + std::to_string(lab[i]) + " is negative");
+      max_label = std::max(max_label, lab[i]);
     }
     const torch::Device device = device_arg(opts, what);
     core_ = guarded(env, what, [&] {

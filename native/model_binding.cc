@@ -22,10 +22,15 @@ namespace {
 
 constexpr double kMaxSeed = 9007199254740991.0;  // 2^53 - 1
 
+uint64_t seed_arg(const Napi::Object& o, const std::string& what) {
+  return static_cast<uint64_t>(args::integer(o, what, "seed", 0, 0, static_cast<int64_t>(kMaxSeed)));
+}
+
 Normalize normalize_arg(const Napi::Object& o, const std::string& what, int64_t channels) {
   const auto v = o.Get("normalize");
   if (v.IsUndefined() || v.IsNull()) return {};
   const auto n = args::object(v, what + ".normalize", false);
+  args::only(n, what + ".normalize", {"mean", "std"});
   Normalize out;
   out.mean = args::floats(n, what + ".normalize", "mean", channels, -1e6, 1e6);
   out.std = args::floats(n, what + ".normalize", "std", channels, 1e-12, 1e6);
@@ -57,6 +62,31 @@ Napi::Object tensor_entry(Napi::Env env, const std::string& name, const torch::T
   return e;
 }
 
+Napi::Array entries_to_js(Napi::Env env, const std::vector<std::pair<std::string, torch::Tensor>>& entries) {
+  auto out = Napi::Array::New(env, entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) out.Set(uint32_t(i), tensor_entry(env, entries[i].first, entries[i].second));
+  return out;
+}
+
+// BatchNorm in train mode needs 2+ samples per batch: refuse a batch of one before any step runs.
+void check_batches(const Napi::Env& env, const std::string& what, int64_t n, int64_t bs, bool drop_last) {
+  if (bs == 1) args::range_error(env, what + ".batchSize must be > 1 with bnMode 'train' (BatchNorm needs 2+ samples)");
+  if (!drop_last && n % bs == 1)
+    args::range_error(env, what + ": the last batch would hold 1 sample (" + std::to_string(n) + " indices, batchSize " +
+                               std::to_string(bs) + "); BatchNorm in train mode needs 2+: set dropLast or change batchSize");
+}
+
+LossConfig loss_arg(const Napi::Object& o, const std::string& what, int64_t num_classes) {
+  LossConfig loss;
+  loss.kind = args::choice(o, what, "loss", std::string("ce"), {"ce", "gml"}) == "gml" ? LossKind::GML : LossKind::SoftTargetCE;
+  loss.logit_offsets = args::floats(o, what, "logitOffsets", num_classes, -1e4, 1e4);
+  loss.label_smoothing = args::floats(o, what, "labelSmoothing", num_classes, 0, 1);
+  loss.gml_power = args::number(o, what, "gmlPower", 1.0, 0.1, 10);
+  if (loss.kind == LossKind::GML && !loss.label_smoothing.empty())
+    args::range_error(o.Env(), what + ": loss 'gml' does not take labelSmoothing");
+  return loss;
+}
+
 std::string shape_str(const std::vector<int64_t>& s) {
   std::string out = "[";
   for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
@@ -70,6 +100,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                        {InstanceMethod<&ModelWrap::StateDict>("stateDict"),
                         InstanceMethod<&ModelWrap::LoadStateDict>("loadStateDict"),
                         InstanceMethod<&ModelWrap::Gradients>("gradients"),
+                        InstanceMethod<&ModelWrap::OptimizerState>("optimizerState"),
+                        InstanceMethod<&ModelWrap::LoadOptimizerState>("loadOptimizerState"),
+                        InstanceMethod<&ModelWrap::ManualSeed>("manualSeed"),
                         InstanceMethod<&ModelWrap::SetOptimizer>("setOptimizer"),
                         InstanceMethod<&ModelWrap::SetPerformance>("setPerformance"),
                         InstanceMethod<&ModelWrap::TrainEpoch>("trainEpoch"),
@@ -85,6 +118,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Env env = info.Env();
     const std::string what = "Model: options";
     const auto o = args::object(info[0], what, false);
+    args::only(o, what, {"arch", "numClasses", "inChannels", "imageSize", "device", "seed"});
     std::string names;
     for (const auto& a : arch_names()) names += (names.empty() ? "" : ", ") + a;
     const auto archv = o.Get("arch");
@@ -96,9 +130,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     const int64_t in_channels = args::integer(o, what, "inChannels", 3, 1, 4096);
     const int64_t image_size = args::integer(o, what, "imageSize", 0, 0, 65536);
     const auto device = device_arg(o, what);
-    const auto seed = static_cast<uint64_t>(args::number(o, what, "seed", 0, 0, kMaxSeed));
-    if (std::floor(double(seed)) != args::number(o, what, "seed", 0, 0, kMaxSeed))
-      args::type_error(env, what + ".seed must be an integer");
+    const auto seed = seed_arg(o, what);
     core_ = guarded(env, "Model", [&] {
       return std::make_shared<ModelCore>(spec, num_classes, in_channels, image_size, device, seed);
     });
@@ -118,10 +150,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Env env = info.Env();
     auto& m = idle(env, "stateDict");
     return guarded(env, "Model.stateDict", [&] {
-      const auto state = m.state();
-      auto out = Napi::Array::New(env, state.size());
-      for (size_t i = 0; i < state.size(); ++i) out.Set(uint32_t(i), tensor_entry(env, state[i].first, state[i].second));
-      return out;
+      return entries_to_js(env, m.export_state());
     });
   }
 
@@ -129,12 +158,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Env env = info.Env();
     auto& m = idle(env, "gradients");
     return guarded(env, "Model.gradients", [&] {
-      auto out = Napi::Array::New(env);
-      uint32_t k = 0;
-      for (const auto& p : m.net->named_parameters()) {
-        if (p.value().grad().defined()) out.Set(k++, tensor_entry(env, p.key(), p.value().grad()));
-      }
-      return out;
+      std::vector<std::pair<std::string, torch::Tensor>> grads;
+      for (const auto& s : m.slots)
+        if (s.param.grad().defined()) grads.emplace_back(s.name, s.param.grad());
+      return entries_to_js(env, grads);
     });
   }
 
@@ -142,19 +169,55 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value LoadStateDict(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto& m = idle(env, "loadStateDict");
-    const std::string what = "Model.loadStateDict: state";
-    if (!info[0].IsArray()) args::type_error(env, what + " must be an array of {name, shape, dtype, data}, got " + args::describe(info[0]));
-    const auto arr = info[0].As<Napi::Array>();
-    const auto state = m.state();
+    load_strict(info[0], "Model.loadStateDict", "does not match " + m.spec.name, m.state());
+    m.drop_lws();
+    return env.Undefined();
+  }
+
+  // Momentum buffers, named "<param>.momentum_buffer", for resuming training exactly.
+  Napi::Value OptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto& m = idle(env, "optimizerState");
+    return guarded(env, "Model.optimizerState", [&] { return entries_to_js(env, m.optimizer_state()); });
+  }
+
+  // Loads momentum buffers for the parameters the current optimizer trains (strict names/shapes).
+  Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto& m = idle(env, "loadOptimizerState");
+    std::vector<std::pair<std::string, torch::Tensor>> targets;
+    for (auto& s : m.slots) {
+      if (!s.momentum.defined()) s.momentum = torch::zeros_like(s.param);
+      targets.emplace_back(s.name + ".momentum_buffer", s.momentum);
+    }
+    load_strict(info[0], "Model.loadOptimizerState", "does not match the trained parameters", targets);
+    return env.Undefined();
+  }
+
+  // manualSeed(seed): restarts the model's random stream (crops, flips, mixup).
+  Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto& m = idle(env, "manualSeed");
+    auto o = Napi::Object::New(env);
+    o.Set("seed", info[0]);
+    m.reseed(seed_arg(o, "Model.manualSeed:"));
+    return env.Undefined();
+  }
+
+  static void load_strict(const Napi::Value& v, const std::string& where, const std::string& mismatch,
+                          const std::vector<std::pair<std::string, torch::Tensor>>& state) {
+    Napi::Env env = v.Env();
+    const std::string what = where + ": state";
+    if (!v.IsArray()) args::type_error(env, what + " must be an array of {name, shape, dtype, data}, got " + args::describe(v));
+    const auto arr = v.As<Napi::Array>();
     std::unordered_map<std::string, size_t> index;
     for (size_t i = 0; i < state.size(); ++i) index[state[i].first] = i;
     std::vector<std::string> problems;
     std::vector<std::pair<size_t, Napi::TypedArray>> matched;
     std::vector<bool> seen(state.size(), false);
     for (uint32_t i = 0; i < arr.Length(); ++i) {
-      const auto ev = arr.Get(i);
       const std::string at = what + "[" + std::to_string(i) + "]";
-      const auto e = args::object(ev, at, false);
+      const auto e = args::object(arr.Get(i), at, false);
       const auto namev = e.Get("name");
       if (!namev.IsString()) args::type_error(env, at + ".name must be a string, got " + args::describe(namev));
       const auto name = namev.As<Napi::String>().Utf8Value();
@@ -201,24 +264,21 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     for (size_t i = 0; i < state.size(); ++i)
       if (!seen[i]) problems.push_back("missing key '" + state[i].first + "'");
     if (!problems.empty()) {
-      std::string msg = "Model.loadStateDict: state does not match " + m.spec.name + " (" +
-                        std::to_string(problems.size()) + " problem(s)):";
+      std::string msg = where + ": state " + mismatch + " (" + std::to_string(problems.size()) + " problem(s)):";
       for (size_t i = 0; i < problems.size() && i < 30; ++i) msg += "\n  " + problems[i];
       if (problems.size() > 30) msg += "\n  ... and " + std::to_string(problems.size() - 30) + " more";
       throw Napi::Error::New(env, msg);
     }
-    guarded(env, "Model.loadStateDict", [&] {
+    guarded(env, where, [&] {
       torch::NoGradGuard no_grad;
       for (auto& [i, a] : matched) {
-        auto& t = state[i].second;
+        auto t = state[i].second;
         const auto dtype = t.scalar_type() == torch::kLong ? torch::kLong : torch::kFloat;
-        const auto src = torch::from_blob(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset(),
-                                          t.sizes(), dtype);
+        const auto src = torch::from_blob(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset(), t.sizes(), dtype);
         t.copy_(src);
       }
       return 0;
     });
-    return env.Undefined();
   }
 
   // setOptimizer({momentum, weightDecay, nesterov, trainable}) – resets momentum buffers.
@@ -227,12 +287,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto& m = idle(env, "setOptimizer");
     const std::string what = "Model.setOptimizer: options";
     const auto o = args::object(info[0], what);
+    args::only(o, what, {"momentum", "weightDecay", "nesterov", "trainable", "lws"});
     OptimizerConfig cfg;
     cfg.momentum = args::number(o, what, "momentum", 0.9, 0, 1);
     cfg.weight_decay = args::number(o, what, "weightDecay", 5e-4, 0, 1e3);
     cfg.nesterov = args::boolean(o, what, "nesterov", false);
     const auto t = args::choice(o, what, "trainable", std::string("all"), {"all", "classifier", "backbone"});
     cfg.trainable = t == "all" ? Trainable::All : t == "classifier" ? Trainable::Classifier : Trainable::Backbone;
+    cfg.lws = args::boolean(o, what, "lws", false);
     if (cfg.nesterov && cfg.momentum <= 0)
       args::range_error(env, what + ".nesterov needs momentum > 0");
     guarded(env, "Model.setOptimizer", [&] {
@@ -248,6 +310,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto& m = idle(env, "setPerformance");
     const std::string what = "Model.setPerformance: options";
     const auto o = args::object(info[0], what);
+    args::only(o, what, {"amp", "channelsLast", "cudnnBenchmark"});
     PerfConfig cfg;
     const auto amp = args::choice(o, what, "amp", std::string("none"), {"none", "bf16", "fp16"});
     cfg.amp = amp == "none" ? Amp::None : amp == "bf16" ? Amp::BF16 : Amp::FP16;
@@ -298,26 +361,28 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto idx = args::indices(info[1], where + ": indices", data->n);
     const std::string what = where + ": options";
     const auto o = args::object(info[2], what);
+    args::only(o, what, {"lr", "batchSize", "dropLast", "cropPadding", "hflip", "normalize", "mixupAlpha", "loss",
+                         "logitOffsets", "labelSmoothing", "gmlPower", "bnMode"});
     TrainConfig cfg;
     cfg.batch_size = args::integer(o, what, "batchSize", 128, 1, 1 << 20);
     cfg.drop_last = args::boolean(o, what, "dropLast", false);
     const int64_t n = static_cast<int64_t>(idx.size());
     const int64_t steps = cfg.drop_last ? n / cfg.batch_size : (n + cfg.batch_size - 1) / cfg.batch_size;
-    if (o.Has("lrs") && !o.Get("lrs").IsUndefined()) {
-      if (o.Has("lr") && !o.Get("lr").IsUndefined()) args::type_error(env, what + ": give lr or lrs, not both");
-      cfg.lrs = args::floats(o, what, "lrs", steps, 0, 1e3);
-    } else {
+    // lr: one number for every step, or one per step
+    if (o.Get("lr").IsNumber() || o.Get("lr").IsUndefined() || o.Get("lr").IsNull()) {
       cfg.lrs.assign(steps, static_cast<float>(args::number(o, what, "lr", std::nullopt, 0, 1e3)));
+    } else {
+      cfg.lrs = args::floats(o, what, "lr", steps, 0, 1e3);
     }
     cfg.crop_padding = args::integer(o, what, "cropPadding", 0, 0, std::min(data->h, data->w));
     cfg.hflip = args::boolean(o, what, "hflip", false);
     cfg.normalize = normalize_arg(o, what, m.in_channels);
     cfg.mixup_alpha = args::number(o, what, "mixupAlpha", 0, 0, 1e3);
-    cfg.loss.logit_offsets = args::floats(o, what, "logitOffsets", m.num_classes, -1e4, 1e4);
-    cfg.loss.label_smoothing = args::floats(o, what, "labelSmoothing", m.num_classes, 0, 1);
+    cfg.loss = loss_arg(o, what, m.num_classes);
+    if (cfg.loss.kind == LossKind::GML && cfg.mixup_alpha > 0)
+      args::range_error(env, what + ": loss 'gml' does not take mixup (mixupAlpha must be 0)");
     cfg.bn_train = args::choice(o, what, "bnMode", std::string("train"), {"train", "eval"}) == "train";
-    if (cfg.bn_train && cfg.batch_size == 1)
-      args::range_error(env, what + ".batchSize must be > 1 with bnMode 'train' (BatchNorm needs 2+ samples)");
+    if (cfg.bn_train) check_batches(env, what, n, cfg.batch_size, cfg.drop_last);
     auto core = core_;
     return run_async<TrainResult>(
         env, where, [core, data, idx = std::move(idx), cfg] { return core->train(*data, idx, cfg); },
@@ -341,14 +406,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     if (!info[1].IsUndefined() && !info[1].IsNull()) idx = args::indices(info[1], where + ": indices", data->n);
     const std::string what = where + ": options";
     const auto o = args::object(info[2], what);
+    args::only(o, what, {"batchSize", "normalize", "logits", "features", "bnMode"});
     EvalConfig cfg;
     cfg.batch_size = args::integer(o, what, "batchSize", 256, 1, 1 << 20);
     cfg.normalize = normalize_arg(o, what, m.in_channels);
     cfg.want_logits = args::boolean(o, what, "logits", false);
     cfg.want_features = args::boolean(o, what, "features", false);
     cfg.bn_train = args::choice(o, what, "bnMode", std::string("eval"), {"eval", "train"}) == "train";
-    if (cfg.bn_train && cfg.batch_size == 1)
-      args::range_error(env, what + ".batchSize must be > 1 with bnMode 'train'");
+    if (cfg.bn_train) check_batches(env, what, idx ? int64_t(idx->size()) : data->n, cfg.batch_size, false);
     auto core = core_;
     return run_async<EvalResult>(
         env, where,

@@ -3,7 +3,7 @@
  * buffer names follow torchvision (`layer1.0.conv1.weight`, `bn1.running_var`, `fc.weight`).
  * Long work returns a Promise and runs off the JS thread; one call at a time per model.
  */
-import type { Dataset } from './dataset.js';
+import { Dataset } from './dataset.js';
 import type { Device } from './device.js';
 import { native, type NativeEvalResult, type NativeModel, type NativeModelInfo, type NativeTrainResult } from './native.js';
 import type { StateDict } from './state-dict.js';
@@ -36,6 +36,11 @@ export interface OptimizerOptions {
   nesterov?: boolean;
   /** Which parameters train: the whole model (default), only `fc`, or all but `fc`. */
   trainable?: Trainable;
+  /**
+   * Learnable weight scaling (MiSLAS): a per-class logit scale, initialised to 1, trained with the
+   * chosen parameters. stateDict() exports it folded into fc; setOptimizer without lws folds it for good.
+   */
+  lws?: boolean;
 }
 
 export interface PerformanceOptions {
@@ -54,6 +59,13 @@ export interface Normalization {
 export interface TrainOptions {
   /** One learning rate for every step, or one per step (length = number of steps). */
   lr: number | Float32Array | number[];
+  /**
+   * 'ce' (default): soft-target cross-entropy with the offsets / smoothing / mixup below.
+   * 'gml': GML with logitOffsets = log class counts (no mixup, no smoothing).
+   */
+  loss?: 'ce' | 'gml';
+  /** GML's p (default 1). */
+  gmlPower?: number;
   batchSize?: number;
   dropLast?: boolean;
   /** Random crop after zero padding by this many pixels (0 = off). */
@@ -85,8 +97,31 @@ export type TrainResult = NativeTrainResult;
 export type EvalResult = NativeEvalResult;
 export type ModelInfo = NativeModelInfo & { arch: Arch };
 
-function normalization(n: Normalization | undefined) {
-  return n && { mean: Array.from(n.mean), std: Array.from(n.std) };
+/** Array-likes become arrays for the binding; anything else goes through for it to reject by name. */
+function normalization(n: Normalization | undefined): unknown {
+  if (!n || typeof n !== 'object') return n;
+  const list = (v: unknown) => (v && typeof v === 'object' && 'length' in v ? Array.from(v as ArrayLike<number>) : v);
+  return { mean: list(n.mean), std: list(n.std) };
+}
+
+function datasetHandle(dataset: Dataset, where: string) {
+  if (!(dataset instanceof Dataset)) throw new TypeError(`${where}: dataset must be a Dataset, got ${describe(dataset)}`);
+  return dataset.handle;
+}
+
+function options<T extends object>(o: T | undefined, where: string, required: boolean): T {
+  if (o === undefined && !required) return {} as T;
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new TypeError(`${where}: options must be an object, got ${describe(o)}`);
+  return o;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return `'${v}'`;
+  if (typeof v !== 'object') return String(v);
+  const name = Object.getPrototypeOf(v)?.constructor?.name;
+  return !name || name === 'Object' ? 'an object' : `a ${name}`;
 }
 
 export class Model implements Disposable {
@@ -122,32 +157,47 @@ export class Model implements Disposable {
     return this.handle.gradients();
   }
 
+  /** SGD momentum buffers, named `<param>.momentum_buffer`: save them with the weights to resume exactly. */
+  optimizerState(): StateDict {
+    return this.handle.optimizerState();
+  }
+
+  /** Loads momentum buffers for the parameters the current optimizer trains (strict). */
+  loadOptimizerState(state: StateDict): void {
+    this.handle.loadOptimizerState(state);
+  }
+
+  /** Restarts the model's random stream (crops, flips, mixup), e.g. per epoch for exact resumes. */
+  manualSeed(seed: number): void {
+    this.handle.manualSeed(seed);
+  }
+
   /** Replaces the optimizer (momentum buffers start from zero) and sets which parameters train. */
   setOptimizer(options: OptimizerOptions = {}): void {
     this.handle.setOptimizer(options);
   }
 
   /** CUDA speed features; on a CPU model they are ignored with a warning. */
-  setPerformance(options: PerformanceOptions): void {
-    const wanted = (options.amp ?? 'none') !== 'none' || options.channelsLast || options.cudnnBenchmark;
-    if (wanted && this.info.device === 'cpu') {
+  setPerformance(opts: PerformanceOptions): void {
+    this.handle.setPerformance(opts);
+    const wanted = (opts.amp ?? 'none') !== 'none' || opts.channelsLast || opts.cudnnBenchmark;
+    if (wanted && this.handle.info.device === 'cpu') {
       process.emitWarning('btm-node: amp / channelsLast / cudnnBenchmark are CUDA-only and ignored on a CPU model');
     }
-    this.handle.setPerformance(options);
   }
 
   /** Trains over `indices` in order, in batches; returns the loss and batch accuracy of every step. */
-  trainEpoch(dataset: Dataset, indices: Int32Array, options: TrainOptions): Promise<TrainResult> {
-    const { lr, normalize, ...rest } = options;
-    const opts =
-      typeof lr === 'number' ? { ...rest, lr, normalize: normalization(normalize) } : { ...rest, lrs: lr, normalize: normalization(normalize) };
-    return this.handle.trainEpoch(dataset.handle, indices, opts);
+  trainEpoch(dataset: Dataset, indices: Int32Array, opts: TrainOptions): Promise<TrainResult> {
+    const where = 'Model.trainEpoch';
+    const o = options(opts, where, true);
+    return this.handle.trainEpoch(datasetHandle(dataset, where), indices, { ...o, normalize: normalization(o.normalize) });
   }
 
   /** Batched forward: predicted class per sample, and logits / penultimate features on request. */
-  evaluate(dataset: Dataset, options: EvalOptions = {}): Promise<EvalResult> {
-    const { indices, normalize, ...rest } = options;
-    return this.handle.evaluate(dataset.handle, indices ?? null, { ...rest, normalize: normalization(normalize) });
+  evaluate(dataset: Dataset, opts?: EvalOptions): Promise<EvalResult> {
+    const where = 'Model.evaluate';
+    const { indices, ...rest } = options(opts, where, false);
+    return this.handle.evaluate(datasetHandle(dataset, where), indices ?? null, { ...rest, normalize: normalization(rest.normalize) });
   }
 
   /** Frees the weights and optimizer state now (throws while a call is running). */

@@ -40,6 +40,9 @@ export interface NativeModel {
   stateDict(): StateDict;
   loadStateDict(state: StateDict): void;
   gradients(): StateDict;
+  optimizerState(): StateDict;
+  loadOptimizerState(state: StateDict): void;
+  manualSeed(seed: number): void;
   setOptimizer(options?: object): void;
   setPerformance(options?: object): void;
   trainEpoch(dataset: NativeDataset, indices: Int32Array, options: object): Promise<NativeTrainResult>;

@@ -101,3 +101,43 @@ describe('trainEpoch reports the same loss', () => {
     expect(res.losses[0]).toBeCloseTo(want, 4);
   });
 });
+
+/** GML reference: q = softmax(z + log n); p_i = clamp(q_{i,y_i}); m_c = mean p over class c; ((mean_c (-log m_c)^p))^(1/p). */
+function referenceGml(logits: number[], C: number, labels: number[], counts: number[], power = 1): number {
+  const B = labels.length;
+  const sums = new Array(C).fill(0), cnt = new Array(C).fill(0);
+  for (let i = 0; i < B; i++) {
+    const z = logits.slice(i * C, (i + 1) * C).map((v, j) => v + Math.log(counts[j]));
+    const m = Math.max(...z);
+    const den = z.reduce((s, v) => s + Math.exp(v - m), 0);
+    const p = Math.min(1, Math.max(1e-5, Math.exp(z[labels[i]] - m) / den));
+    sums[labels[i]] += p;
+    cnt[labels[i]] += 1;
+  }
+  const terms: number[] = [];
+  for (let c = 0; c < C; c++) if (cnt[c] > 0) terms.push((-Math.log(sums[c] / cnt[c])) ** power);
+  return (terms.reduce((a, b) => a + b, 0) / terms.length) ** (1 / power);
+}
+
+describe('GML loss', () => {
+  const counts = [500, 100, 20, 5];
+  const offsets = counts.map(Math.log);
+  it.each([1, 2])('equals the reference (p = %d), classes absent from the batch skipped', (power) => {
+    // labels use classes 0, 1, 2 only: class 3 is absent and must not count
+    const labels = [0, 1, 2, 0, 2];
+    const got = native().computeLoss({ logits: Float32Array.from(logits), numClasses: 4, labelsA: Int32Array.from(labels), logitOffsets: offsets, loss: 'gml', gmlPower: power });
+    expect(got).toBeCloseTo(referenceGml(logits, 4, labels, counts, power), 5);
+  });
+  it('differs from per-sample cross-entropy (it averages per class first)', () => {
+    const labels = [0, 0, 0, 0, 3];
+    const gml = native().computeLoss({ logits: Float32Array.from(logits), numClasses: 4, labelsA: Int32Array.from(labels), logitOffsets: offsets, loss: 'gml' });
+    const ce = nativeLoss({ logits, numClasses: 4, labelsA: labels, logitOffsets: offsets });
+    expect(Math.abs(gml - ce)).toBeGreaterThan(1e-3);
+  });
+  it('trainEpoch refuses GML with mixup or label smoothing', () => {
+    const ds = new Dataset(randomTask({ n: 4, numClasses: 4, size: 8, channels: 1 }));
+    const model = new Model({ arch: 'resnet8', numClasses: 4, inChannels: 1 });
+    expect(() => model.trainEpoch(ds, range(4), { lr: 0.1, loss: 'gml', logitOffsets: offsets, mixupAlpha: 0.2 })).toThrow(/gml.*mixup/);
+    expect(() => model.trainEpoch(ds, range(4), { lr: 0.1, loss: 'gml', labelSmoothing: [0, 0, 0, 0] })).toThrow(/gml.*labelSmoothing/);
+  });
+});

@@ -110,3 +110,66 @@ describe('what trains', () => {
     }
   });
 });
+
+describe('resuming', () => {
+  it('weights + optimizerState + manualSeed reproduce an uninterrupted run exactly', async () => {
+    const src = randomTask({ n: 16, numClasses: 3, size: 8, channels: 2, seed: 9 });
+    const opts = { lr: 0.05, batchSize: 8, cropPadding: 1, hflip: true, mixupAlpha: 0.3 };
+    const epoch = async (m: Model, ds: Dataset, e: number) => {
+      m.manualSeed(1000 + e);
+      return (await m.trainEpoch(ds, range(16), opts)).losses;
+    };
+    // uninterrupted: 3 epochs
+    const ds = new Dataset(src);
+    const a = new Model({ arch: 'resnet8', numClasses: 3, inChannels: 2, seed: 1 });
+    a.setOptimizer({ momentum: 0.9, weightDecay: 5e-4, nesterov: true });
+    const lossesA: number[] = [];
+    for (let e = 0; e < 3; e++) lossesA.push(...(await epoch(a, ds, e)));
+    // interrupted after epoch 1: checkpoint, new process-like model, resume
+    const b = new Model({ arch: 'resnet8', numClasses: 3, inChannels: 2, seed: 1 });
+    b.setOptimizer({ momentum: 0.9, weightDecay: 5e-4, nesterov: true });
+    const lossesB: number[] = [...(await epoch(b, ds, 0))];
+    const weights = b.stateDict(), momentum = b.optimizerState();
+    expect(momentum.length).toBe(a.optimizerState().length);
+    expect(momentum[0].name).toMatch(/\.momentum_buffer$/);
+    b.dispose();
+    const c = new Model({ arch: 'resnet8', numClasses: 3, inChannels: 2, seed: 77 });
+    c.setOptimizer({ momentum: 0.9, weightDecay: 5e-4, nesterov: true });
+    c.loadStateDict(weights);
+    c.loadOptimizerState(momentum);
+    for (let e = 1; e < 3; e++) lossesB.push(...(await epoch(c, ds, e)));
+    expect(lossesB).toEqual(lossesA);
+    const sa = a.stateDict(), sc = c.stateDict();
+    for (let i = 0; i < sa.length; i++) expect(Buffer.from(sc[i].data.buffer).equals(Buffer.from(sa[i].data.buffer)), sa[i].name).toBe(true);
+  });
+
+  it('loadOptimizerState is strict about names and shapes', () => {
+    const m = new Model({ arch: 'resnet8', numClasses: 3, inChannels: 2 });
+    m.setOptimizer({ trainable: 'classifier' });
+    expect(() => m.loadOptimizerState([{ name: 'fc.weight.momentum_buffer', shape: [3, 64], dtype: 'float32', data: new Float32Array(192) }])).toThrow(/missing key 'fc\.bias\.momentum_buffer'/);
+    expect(() => m.loadOptimizerState([{ name: 'conv1.weight.momentum_buffer', shape: [16, 2, 3, 3], dtype: 'float32', data: new Float32Array(288) }])).toThrow(/unexpected key 'conv1\.weight\.momentum_buffer'/);
+  });
+});
+
+describe('learnable weight scaling (LWS)', () => {
+  it('trains a per-class logit scale; stateDict exports it folded into fc so logits are unchanged', async () => {
+    const { ds, model, idx } = setup(12);
+    model.setOptimizer({ trainable: 'classifier', lws: true, momentum: 0, weightDecay: 0 });
+    const before = byName(model.stateDict());
+    await model.trainEpoch(ds, idx, { lr: 1.0, batchSize: 6, bnMode: 'eval' });
+    expect(model.gradients().map((g) => g.name)).toEqual(['fc.weight', 'fc.bias', 'fc.lws_scale']);
+    const logits = (await model.evaluate(ds, { logits: true })).logits!;
+    const exported = model.stateDict();
+    // a fresh model with the exported (folded) weights computes the same logits
+    const other = new Model({ arch: 'resnet8', numClasses: 3, inChannels: 2, seed: 99 });
+    other.loadStateDict(exported);
+    const logits2 = (await other.evaluate(ds, { logits: true })).logits!;
+    for (let i = 0; i < logits.length; i++) expect(logits2[i]).toBeCloseTo(logits[i], 5);
+    // the backbone did not move; fc did
+    expect(Buffer.from(byName(exported).get('conv1.weight')!.data.buffer).equals(Buffer.from(before.get('conv1.weight')!.data.buffer))).toBe(true);
+    // folding for good (setOptimizer without lws) keeps the function too
+    model.setOptimizer({ trainable: 'all' });
+    const logits3 = (await model.evaluate(ds, { logits: true })).logits!;
+    for (let i = 0; i < logits.length; i++) expect(logits3[i]).toBeCloseTo(logits[i], 5);
+  });
+});

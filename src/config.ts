@@ -1,0 +1,204 @@
+/**
+ * Run configuration: one zod schema for everything a pipeline run needs. A config is built as
+ * defaults <- size preset <- method preset <- config file <- CLI flags, then validated here; an unknown
+ * key or a bad value is an error naming the key and the allowed values.
+ */
+import { z } from 'zod';
+import { ARCHS } from './model.js';
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+const nonneg = z.number().min(0);
+
+export const STAGES = ['pretrain', 'fc', 'btm', 'posttrain'] as const;
+export type StageName = (typeof STAGES)[number];
+
+export const DATASETS = ['fashion-mnist', 'mnist-idx', 'cifar10', 'cifar100', 'list', 'synthetic'] as const;
+
+export const DataSchema = z.strictObject({
+  /** Which reader: Fashion-MNIST (Debian's dataset-fashion-mnist), any IDX pair, CIFAR binaries, list files, or generated. */
+  dataset: z.enum(DATASETS).default('fashion-mnist'),
+  /** Dataset directory (IDX / CIFAR); defaults to /usr/share/datasets/fashion-mnist for Fashion-MNIST. */
+  dir: z.string().optional(),
+  /** List files and image root for dataset 'list'. */
+  trainList: z.string().optional(),
+  testList: z.string().optional(),
+  root: z.string().optional(),
+  /** Side of the square images for dataset 'list' (decoded and resized with sharp). */
+  imageSize: int(8, 1024).optional(),
+  channels: z.union([z.literal(1), z.literal(3)]).optional(),
+  /** Generated data for tests and quick checks (dataset 'synthetic'). */
+  synthetic: z
+    .strictObject({
+      numClasses: int(2, 100).default(4),
+      size: int(8, 64).default(16),
+      trainPerClass: int(2, 100000).default(200),
+      testPerClass: int(1, 100000).default(50),
+    })
+    .prefault({}),
+  /** Long-tailed split of the training set: n_i = floor(n_max * (1/IF)^(i/(C-1))) ('exp') or two steps ('step'). */
+  imbalanceFactor: z.number().min(1).max(10000).default(100),
+  profile: z.enum(['exp', 'step']).default('exp'),
+  /** n_max; defaults to the smallest class size of the full training set. */
+  maxPerClass: int(1, 10_000_000).optional(),
+  splitSeed: int(0, 2 ** 32).default(0),
+  /** Reuse an existing split list file instead of generating one. */
+  splitFile: z.string().optional(),
+  /** Per-channel normalisation: 'auto' computes mean/std on the training split. */
+  normalize: z
+    .union([z.literal('auto'), z.literal('none'), z.strictObject({ mean: z.array(z.number()), std: z.array(z.number().positive()) })])
+    .default('auto'),
+});
+
+export const ModelSchema = z.strictObject({
+  arch: z.enum(ARCHS).default('resnet20'),
+  device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, "expected 'cpu', 'cuda' or 'cuda:N'").default('cpu'),
+  /** Start from this checkpoint (safetensors) instead of pre-training: the pretrain stage is skipped. */
+  init: z.string().optional(),
+  amp: z.enum(['none', 'bf16', 'fp16']).default('none'),
+  channelsLast: z.boolean().default(false),
+});
+
+const ScheduleFields = {
+  epochs: int(0, 100000),
+  lr: z.number().min(0).max(100),
+  batchSize: int(1, 1 << 16).default(128),
+  momentum: z.number().min(0).max(1).default(0.9),
+  weightDecay: nonneg.max(1).default(5e-4),
+  nesterov: z.boolean().default(false),
+  /** Cosine to minLr over all steps, or step decay by gamma at milestones (epochs). */
+  schedule: z.enum(['cosine', 'step', 'constant']).default('cosine'),
+  minLr: nonneg.default(0),
+  warmupEpochs: nonneg.max(1000).default(0),
+  milestones: z.array(int(1, 100000)).default([]),
+  gamma: z.number().min(0).max(1).default(0.1),
+};
+
+const AugmentFields = {
+  cropPadding: int(0, 64).default(0),
+  hflip: z.boolean().default(false),
+  mixupAlpha: nonneg.max(100).default(0),
+};
+
+/** Losses every stage can use. */
+export const LossSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('ce') }),
+  /** Balanced softmax (tau = 1) / logit adjustment: logits + tau * log prior in the loss. */
+  z.strictObject({ type: z.literal('logit-adjust'), tau: nonneg.max(10).default(1) }),
+  /** MiSLAS label-aware smoothing: eps_y from eps_head (most frequent) to eps_tail (rarest). */
+  z.strictObject({
+    type: z.literal('las'),
+    epsHead: z.number().min(0).max(1).default(0.3),
+    epsTail: z.number().min(0).max(1).default(0),
+  }),
+  /** GML (Du & Wu 2023): mean over classes of -log(mean prob of the true class), with count-weighted probabilities. */
+  z.strictObject({ type: z.literal('gml'), p: z.number().min(0.1).max(10).default(1) }),
+]);
+
+export const PretrainSchema = z.strictObject({
+  ...ScheduleFields,
+  ...AugmentFields,
+  loss: LossSchema.default({ type: 'ce' }),
+});
+
+export const FcSchema = z.strictObject({
+  ...ScheduleFields,
+  loss: LossSchema.default({ type: 'ce' }),
+});
+
+export const MERGE_STRATEGIES = ['uniform', 'adaptive-hmean', 'adaptive-gmean', 'greedy-hmean', 'greedy-gmean'] as const;
+
+export const BtmSchema = z.strictObject({
+  ...ScheduleFields,
+  ...AugmentFields,
+  loss: LossSchema.default({ type: 'ce' }),
+  /** N_D balanced subsets, N_C images per class each. */
+  numSubsets: int(1, 1000).default(10),
+  perClass: int(1, 100000).default(10),
+  /** What the fine-tunes train (the paper's table 8). */
+  trainable: z.enum(['all', 'backbone', 'classifier']).default('all'),
+  merge: z.enum(MERGE_STRATEGIES).default('uniform'),
+  /** Evaluate each fine-tuned model on the test set (a row per fine-tune, like table 5). */
+  evalEach: z.boolean().default(true),
+});
+
+export const PosttrainSchema = z.strictObject({
+  ...ScheduleFields,
+  /** Class-aware sampler: perClass images per class per draw (MiSLAS uses 4). */
+  perClass: int(1, 1000).default(4),
+  /** Learnable per-class logit scale, folded into fc when the stage ends. */
+  lws: z.boolean().default(false),
+  /** BatchNorm statistics re-estimated on the class-balanced batches while the classifier trains. */
+  shiftBn: z.boolean().default(false),
+  mixupAlpha: nonneg.max(100).default(0),
+  loss: LossSchema.default({ type: 'ce' }),
+});
+
+export const EvalSchema = z.strictObject({
+  batchSize: int(1, 1 << 16).default(512),
+  manyThreshold: int(0, 1_000_000).default(100),
+  fewThreshold: int(0, 1_000_000).default(20),
+});
+
+export const ConfigSchema = z
+  .strictObject({
+    /** Run name: the run directory is <runDir>/<name>. */
+    name: z.string().regex(/^[\w.-]+$/, 'letters, digits, . _ - only'),
+    runDir: z.string().default('runs'),
+    pipeline: z.array(z.enum(STAGES)).min(1),
+    seed: int(0, 2 ** 32).default(0),
+    /** libtorch intra-op threads (default: the machine's cores). */
+    threads: int(1, 1024).optional(),
+    data: DataSchema.prefault({}),
+    model: ModelSchema.prefault({}),
+    pretrain: PretrainSchema,
+    fc: FcSchema,
+    btm: BtmSchema,
+    posttrain: PosttrainSchema,
+    eval: EvalSchema.prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    if (c.eval.fewThreshold > c.eval.manyThreshold) {
+      ctx.addIssue({ code: 'custom', path: ['eval', 'fewThreshold'], message: `must be <= eval.manyThreshold (${c.eval.manyThreshold})` });
+    }
+    for (const [i, s] of c.pipeline.entries()) {
+      if (c.pipeline.indexOf(s) !== i) ctx.addIssue({ code: 'custom', path: ['pipeline', i], message: `stage '${s}' appears twice` });
+    }
+    const order = c.pipeline.map((s) => STAGES.indexOf(s));
+    if (order.some((v, i) => i > 0 && v < order[i - 1])) {
+      ctx.addIssue({ code: 'custom', path: ['pipeline'], message: `stages must run in the order ${STAGES.join(' -> ')}` });
+    }
+    if (c.data.dataset === 'list' && (!c.data.trainList || !c.data.testList || !c.data.root || !c.data.imageSize)) {
+      ctx.addIssue({ code: 'custom', path: ['data'], message: "dataset 'list' needs trainList, testList, root and imageSize" });
+    }
+    for (const stage of ['pretrain', 'btm', 'posttrain'] as const) {
+      if (c[stage].loss.type === 'gml' && c[stage].mixupAlpha > 0) {
+        ctx.addIssue({ code: 'custom', path: [stage, 'loss'], message: 'the GML loss does not take mixup: set mixupAlpha to 0' });
+      }
+    }
+  });
+
+export type Config = z.output<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+export type LossConfig = z.output<typeof LossSchema>;
+export type ScheduleConfig = Pick<Config['pretrain'], keyof typeof ScheduleFields>;
+
+/** Formats zod issues as one line per problem: `config.<path>: <message>`. */
+export function formatConfigIssues(error: z.ZodError, source = 'config'): string {
+  return error.issues
+    .map((i) => {
+      const path = i.path.length ? `${source}.${i.path.join('.')}` : source;
+      return `${path}: ${i.message}`;
+    })
+    .join('\n');
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Validates a config object; throws ConfigError listing every problem. */
+export function parseConfig(input: unknown, source = 'config'): Config {
+  const r = ConfigSchema.safeParse(input);
+  if (!r.success) throw new ConfigError(`invalid configuration:\n${formatConfigIssues(r.error, source)}`);
+  return r.data;
+}

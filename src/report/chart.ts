@@ -1,0 +1,276 @@
+/**
+ * Per-class recall chart in the style of figure 3 of the BTM paper: classes along x (sorted head
+ * to tail by training-set size when counts are given, with the many / medium / few bands shaded),
+ * recall 0-100% along y, one bar group (or one line, for many classes) per series, and each
+ * series' mean / H-mean / G-mean in the legend.
+ *
+ * The chart is laid out once as a list of primitive shapes, which are then rendered to SVG or to a
+ * {@link Raster} (PNG); both outputs share every coordinate.
+ */
+import { classGroups, generalizedMean, type Group } from '../metrics.js';
+import { FONT, Raster, type Color } from './png.js';
+import { formatPercent } from './table.js';
+
+export interface RecallSeries {
+  label: string;
+  /** Recall per class, a fraction in [0, 1]; NaN for a class without test samples. */
+  recall: number[];
+}
+
+export interface RecallChartOptions {
+  title: string;
+  series: RecallSeries[];
+  /** Class names, one per class; shown under the bars when there are at most 40 classes. */
+  classNames?: string[];
+  /** Training images per class: sorts the classes head to tail and shades the many / medium / few bands. */
+  trainCounts?: number[];
+  /** Default 960. */
+  width?: number;
+  /** Default 540. */
+  height?: number;
+  /** Bars per class, or one line per series; default 'bars' up to 40 classes, 'lines' above. */
+  style?: 'bars' | 'lines';
+}
+
+type Anchor = 'start' | 'middle' | 'end';
+type Shape =
+  | { kind: 'rect'; x: number; y: number; w: number; h: number; fill: Color; role?: string }
+  | { kind: 'line'; x1: number; y1: number; x2: number; y2: number; stroke: Color; width?: number; role?: string }
+  /** (x, y): the anchor point on the text's top edge; `vertical` text reads bottom to top. */
+  | { kind: 'text'; x: number; y: number; text: string; fill: Color; scale: number; anchor: Anchor; vertical?: boolean; role?: string };
+
+interface Layout {
+  width: number;
+  height: number;
+  shapes: Shape[];
+}
+
+const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+const BANDS: Record<Group, { fill: Color; label: string }> = {
+  many: { fill: '#f3f3f3', label: 'Many' },
+  medium: { fill: '#e8e8e8', label: 'Medium' },
+  few: { fill: '#dcdcdc', label: 'Few' },
+};
+const INK = '#222222';
+const GRID = '#c8c8c8';
+const MAX_LABELLED_CLASSES = 40;
+const MAX_NAME_CHARS = 14;
+
+/** Pixel width of `text` in the built-in font (the SVG uses a monospace font of the same advance). */
+const textWidth = (text: string, scale = 1) => Math.max(0, [...text].length * FONT.advance - 1) * scale;
+
+/** Throws a RangeError unless the options describe a drawable chart; returns the class count. */
+function validate(opts: RecallChartOptions): number {
+  const { series, classNames, trainCounts } = opts;
+  if (!Array.isArray(series) || series.length === 0) throw new RangeError('recall chart needs at least one series');
+  const first = series[0];
+  const n = first.recall.length;
+  if (n === 0) throw new RangeError(`series "${first.label}" has no recall values`);
+  for (const s of series) {
+    if (s.recall.length !== n) {
+      throw new RangeError(
+        `series "${s.label}" has ${s.recall.length} recall values, expected ${n} as in series "${first.label}"`,
+      );
+    }
+    s.recall.forEach((r, i) => {
+      if (typeof r !== 'number' || !(Number.isNaN(r) || (r >= 0 && r <= 1))) {
+        throw new RangeError(`series "${s.label}": recall[${i}] = ${r} is not in [0, 1] (or NaN for a missing class)`);
+      }
+    });
+  }
+  if (classNames !== undefined && classNames.length !== n) {
+    throw new RangeError(`classNames has ${classNames.length} entries, expected ${n} (one per class)`);
+  }
+  if (trainCounts !== undefined && trainCounts.length !== n) {
+    throw new RangeError(`trainCounts has ${trainCounts.length} entries, expected ${n} (one per class)`);
+  }
+  return n;
+}
+
+/** One legend line per series, "label   mean x%   H-mean y%   G-mean z%", columns aligned. */
+function legendLines(series: readonly RecallSeries[]): string[] {
+  const cells = series.map((s) => {
+    const present = s.recall.filter((r) => !Number.isNaN(r));
+    const [mean, h, g] = [1, -1, 0].map((p) => formatPercent(generalizedMean(present, p)));
+    return [s.label, `mean ${mean}`, `H-mean ${h}`, `G-mean ${g}`];
+  });
+  const widths = cells[0].map((_, k) => Math.max(...cells.map((row) => row[k].length)));
+  return cells.map((row) => row.map((cell, k) => cell.padEnd(widths[k])).join('   ').trimEnd());
+}
+
+/** Shortens `text` to at most `max` characters, marking a cut with '.'. */
+const clip = (text: string, max: number) => ([...text].length <= max ? text : [...text].slice(0, max - 1).join('') + '.');
+
+/** Lays the chart out as shapes (validating the options first). */
+function layoutRecallChart(opts: RecallChartOptions): Layout {
+  const n = validate(opts);
+  const { title, series, classNames, trainCounts, width = 960, height = 540 } = opts;
+  const style = opts.style ?? (n > MAX_LABELLED_CLASSES ? 'lines' : 'bars');
+  const groups = trainCounts && classGroups(trainCounts);
+  // Head to tail: descending training count, ties in class order (sort is stable).
+  const order = Array.from({ length: n }, (_, c) => c);
+  if (trainCounts) order.sort((a, b) => trainCounts[b] - trainCounts[a]);
+
+  const shapes: Shape[] = [];
+  const text = (x: number, y: number, str: string, anchor: Anchor = 'start', extra: Partial<Extract<Shape, { kind: 'text' }>> = {}) =>
+    shapes.push({ kind: 'text', x, y, text: str, fill: INK, scale: 1, anchor, ...extra });
+
+  // Vertical budget: title, legend, band labels, plot, tick labels, axis title.
+  const pad = 12;
+  const lineH = FONT.height + 4;
+  const legendTop = pad + 2 * FONT.height + 8;
+  const plotTop = legendTop + series.length * lineH + 6 + (groups ? lineH : 4);
+  const labelEveryClass = n <= MAX_LABELLED_CLASSES;
+  const names = order.map((c) => clip(classNames?.[c] ?? String(c), MAX_NAME_CHARS));
+  const tickLabelH = labelEveryClass && classNames ? Math.max(...names.map((s) => textWidth(s))) : FONT.height;
+  const plotBottom = height - pad - FONT.height - 8 - tickLabelH - 6;
+  const plotLeft = pad + FONT.height + 8 + textWidth('100%') + 6;
+  const plotRight = width - pad - 8;
+  const plotW = plotRight - plotLeft, plotH = plotBottom - plotTop;
+  if (!Number.isInteger(width) || !Number.isInteger(height)) {
+    throw new RangeError(`chart size must be integers, got ${width}x${height}`);
+  }
+  if (plotW < 40 || plotH < 40) {
+    throw new RangeError(`chart size ${width}x${height} is too small (plot area ${plotW}x${plotH})`);
+  }
+  const slot = plotW / n;
+  const xOf = (rank: number) => plotLeft + rank * slot;
+  const yOf = (recall: number) => plotBottom - recall * plotH;
+
+  shapes.push({ kind: 'rect', x: 0, y: 0, w: width, h: height, fill: '#ffffff', role: 'background' });
+  text(width / 2, pad, title, 'middle', { scale: 2, role: 'title' });
+
+  // Legend: one row per series.
+  legendLines(series).forEach((line, j) => {
+    const y = legendTop + j * lineH;
+    shapes.push({ kind: 'rect', x: plotLeft, y, w: 14, h: FONT.capHeight, fill: PALETTE[j % PALETTE.length], role: 'legend-swatch' });
+    text(plotLeft + 20, y, line, 'start', { role: 'legend' });
+  });
+
+  // Many / medium / few bands: contiguous runs of the sorted classes, labelled above the plot.
+  if (groups) {
+    for (let start = 0; start < n; ) {
+      const group = groups[order[start]];
+      let end = start;
+      while (end < n && groups[order[end]] === group) end++;
+      const x = xOf(start), w = xOf(end) - x;
+      shapes.push({ kind: 'rect', x, y: plotTop, w, h: plotH, fill: BANDS[group].fill, role: 'band' });
+      const label = [`${BANDS[group].label} (${end - start})`, BANDS[group].label].find((l) => textWidth(l) <= w - 4);
+      if (label) text(x + w / 2, plotTop - lineH + 2, label, 'middle', { role: 'band-label' });
+      start = end;
+    }
+  }
+
+  // Y grid, ticks and title.
+  for (let pct = 0; pct <= 100; pct += 20) {
+    const y = yOf(pct / 100);
+    if (pct > 0) shapes.push({ kind: 'line', x1: plotLeft, y1: y, x2: plotRight, y2: y, stroke: GRID, role: 'grid' });
+    shapes.push({ kind: 'line', x1: plotLeft - 4, y1: y, x2: plotLeft, y2: y, stroke: INK });
+    text(plotLeft - 7, y - Math.floor(FONT.capHeight / 2), `${pct}%`, 'end');
+  }
+  text(pad, (plotTop + plotBottom) / 2, 'Recall', 'middle', { vertical: true });
+
+  // Data.
+  series.forEach((s, j) => {
+    const color = PALETTE[j % PALETTE.length];
+    if (style === 'bars') {
+      const barW = (slot * 0.8) / series.length;
+      order.forEach((c, rank) => {
+        const r = s.recall[c];
+        if (Number.isNaN(r)) return;
+        shapes.push({ kind: 'rect', x: xOf(rank) + slot * 0.1 + j * barW, y: yOf(r), w: barW, h: r * plotH, fill: color, role: 'bar' });
+      });
+    } else {
+      const cx = (rank: number) => xOf(rank) + slot / 2;
+      const m = Math.min(3, Math.max(1, slot));
+      order.forEach((c, rank) => {
+        const r = s.recall[c];
+        if (Number.isNaN(r)) return;
+        const next = rank + 1 < n ? s.recall[order[rank + 1]] : NaN;
+        if (!Number.isNaN(next)) {
+          shapes.push({ kind: 'line', x1: cx(rank), y1: yOf(r), x2: cx(rank + 1), y2: yOf(next), stroke: color });
+        }
+        shapes.push({ kind: 'rect', x: cx(rank) - m / 2, y: yOf(r) - m / 2, w: m, h: m, fill: color, role: 'point' });
+      });
+    }
+  });
+
+  // Axes and x labels: every class when few, else evenly spaced rank ticks.
+  shapes.push({ kind: 'line', x1: plotLeft, y1: plotTop, x2: plotLeft, y2: plotBottom, stroke: INK });
+  shapes.push({ kind: 'line', x1: plotLeft, y1: plotBottom, x2: plotRight, y2: plotBottom, stroke: INK });
+  const tickTop = plotBottom + 6;
+  if (labelEveryClass) {
+    names.forEach((name, rank) => {
+      const x = xOf(rank) + slot / 2;
+      if (classNames) text(x - FONT.capHeight / 2, tickTop, name, 'end', { vertical: true, role: 'class-label' });
+      else text(x, tickTop, name, 'middle', { role: 'class-label' });
+    });
+  } else {
+    const step = niceStep(n / 10);
+    for (let rank = 0; rank < n; rank += step) {
+      const x = xOf(rank) + slot / 2;
+      shapes.push({ kind: 'line', x1: x, y1: plotBottom, x2: x, y2: plotBottom + 4, stroke: INK });
+      text(x, tickTop, String(rank), 'middle');
+    }
+  }
+  const xTitle = trainCounts ? 'Classes sorted by training-set size (head -> tail)' : labelEveryClass ? 'Class' : 'Class index';
+  text((plotLeft + plotRight) / 2, height - pad - FONT.height, xTitle, 'middle');
+  return { width, height, shapes };
+}
+
+/** The smallest of 1, 2, 5, 10, 20, 50, ... that is >= x. */
+function niceStep(x: number): number {
+  for (let p = 1; ; p *= 10) for (const m of [1, 2, 5]) if (m * p >= x) return m * p;
+}
+
+const escapeXml = (s: string) =>
+  s.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[ch]!);
+const num = (v: number) => String(Math.round(v * 100) / 100);
+
+function toSvg({ width, height, shapes }: Layout): string {
+  const body = shapes.map((s) => {
+    const cls = 'role' in s && s.role ? ` class="${s.role}"` : '';
+    switch (s.kind) {
+      case 'rect':
+        return `<rect${cls} x="${num(s.x)}" y="${num(s.y)}" width="${num(s.w)}" height="${num(s.h)}" fill="${s.fill}"/>`;
+      case 'line':
+        return `<line${cls} x1="${num(s.x1)}" y1="${num(s.y1)}" x2="${num(s.x2)}" y2="${num(s.y2)}" stroke="${s.stroke}" stroke-width="${s.width ?? 1}"/>`;
+      case 'text': {
+        // The SVG baseline sits at the cap height below the shape's top edge.
+        const rotate = s.vertical ? ` transform="rotate(-90 ${num(s.x)} ${num(s.y)})"` : '';
+        return `<text${cls} x="${num(s.x)}" y="${num(s.y + FONT.capHeight * s.scale)}" font-size="${10 * s.scale}" fill="${s.fill}" text-anchor="${s.anchor}"${rotate}>${escapeXml(s.text)}</text>`;
+      }
+    }
+  });
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" xml:space="preserve" font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" shape-rendering="crispEdges">`,
+    ...body,
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+function toRaster({ width, height, shapes }: Layout): Raster {
+  const raster = new Raster(width, height, '#ffffff');
+  for (const s of shapes) {
+    if (s.kind === 'rect') raster.fillRect(s.x, s.y, s.w, s.h, s.fill);
+    else if (s.kind === 'line') raster.line(s.x1, s.y1, s.x2, s.y2, s.stroke, s.width);
+    else {
+      const w = textWidth(s.text, s.scale);
+      const shift = s.anchor === 'start' ? 0 : s.anchor === 'middle' ? -w / 2 : -w;
+      if (s.vertical) raster.text(s.x, s.y - shift, s.text, s.fill, s.scale, true);
+      else raster.text(s.x + shift, s.y, s.text, s.fill, s.scale);
+    }
+  }
+  return raster;
+}
+
+/** The recall chart as an SVG document. Throws a RangeError on inconsistent options. */
+export function recallChartSvg(opts: RecallChartOptions): string {
+  return toSvg(layoutRecallChart(opts));
+}
+
+/** The recall chart as an RGBA PNG, drawn with the built-in pixel font. Throws like {@link recallChartSvg}. */
+export function recallChartPng(opts: RecallChartOptions): Buffer {
+  return toRaster(layoutRecallChart(opts)).toPng();
+}
