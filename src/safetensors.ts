@@ -4,11 +4,10 @@
  * to the byte buffer) plus optional string `__metadata__`, then the byte buffer.
  * Only F32 and I64 tensors are supported, matching {@link StateEntry}.
  */
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { endianness } from 'node:os';
-import * as path from 'node:path';
+import { writeFileAtomic, writeFileAtomicSync } from './atomic-file.js';
 import type { DType, StateDict, StateEntry } from './state-dict.js';
 
 export type Metadata = Record<string, string>;
@@ -169,46 +168,11 @@ export function readSafetensorsSync(file: string): SafetensorsContents {
   return decodeSafetensors(fs.readFileSync(file), file);
 }
 
-function tempPathFor(file: string): string {
-  return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-}
-
-/**
- * Write a safetensors file atomically: the bytes go to a temporary file in the same directory,
- * which is fsynced and then renamed over `file`. Readers see the old file or the new one, whole.
- */
+/** Write a safetensors file atomically (temp file in the same directory, fsync, rename). */
 export async function writeSafetensors(file: string, dict: StateDict, metadata?: Metadata): Promise<void> {
-  const bytes = encodeSafetensors(dict, metadata);
-  const tmp = tempPathFor(file);
-  try {
-    const handle = await fsp.open(tmp, 'wx');
-    try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await fsp.rename(tmp, file);
-  } catch (e) {
-    await fsp.rm(tmp, { force: true });
-    throw e;
-  }
+  await writeFileAtomic(file, encodeSafetensors(dict, metadata));
 }
 
 export function writeSafetensorsSync(file: string, dict: StateDict, metadata?: Metadata): void {
-  const bytes = encodeSafetensors(dict, metadata);
-  const tmp = tempPathFor(file);
-  try {
-    const fd = fs.openSync(tmp, 'wx');
-    try {
-      fs.writeFileSync(fd, bytes);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
+  writeFileAtomicSync(file, encodeSafetensors(dict, metadata));
 }

@@ -1,0 +1,117 @@
+/** Shared pieces of the benchmark: the addon path, timing, synthetic data, the Python peer. */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { buildInfo } from '../src/index.js';
+import type { DatasetSource } from '../src/index.js';
+
+/** The repository root (this file runs from build/bench/bench/). */
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/**
+ * src/native.ts finds the addon relative to its own file, which is build/bench/src/ here, so point it
+ * at the source build unless the caller already chose one. Retries a failed load a few times: the
+ * addon may be being rebuilt under us.
+ */
+export async function loadAddon(): Promise<ReturnType<typeof buildInfo>> {
+  const built = `${ROOT}build/Release/btm_node.node`;
+  if (!process.env.BTM_NODE_ADDON && existsSync(built)) process.env.BTM_NODE_ADDON = built;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return buildInfo();
+    } catch (e) {
+      if (attempt >= 5) throw e;
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+  }
+}
+
+/** One throughput workload: `steps` batches of `batch` images make one timed run. */
+export interface Case {
+  arch: string;
+  channels: number;
+  size: number;
+  batch: number;
+  steps: number;
+  warmup: number;
+  reps: number;
+  classes: number;
+}
+
+export interface Timed {
+  rates: number[];
+  median: number;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Images/s of each timed run (after `warmup` untimed runs) and their median. */
+export async function timeRuns(c: Pick<Case, 'warmup' | 'reps'>, images: number, run: () => Promise<unknown>): Promise<Timed> {
+  for (let i = 0; i < c.warmup; i++) await run();
+  const rates: number[] = [];
+  for (let i = 0; i < c.reps; i++) {
+    const t = performance.now();
+    await run();
+    rates.push(images / ((performance.now() - t) / 1000));
+  }
+  return { rates, median: median(rates) };
+}
+
+/** xorshift32: deterministic pixels and orders without pulling in the library's samplers. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0 || 0x9e3779b9;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 4294967296;
+  };
+}
+
+/** Uniform random uint8 NCHW images and labels. */
+export function randomImages(n: number, channels: number, size: number, classes: number, seed = 1): DatasetSource {
+  const r = rng(seed);
+  const images = new Uint8Array(n * channels * size * size);
+  for (let i = 0; i < images.length; i++) images[i] = (r() * 256) | 0;
+  const labels = Int32Array.from({ length: n }, () => (r() * classes) | 0);
+  return { images, labels, n, channels, height: size, width: size };
+}
+
+/** A random permutation of 0..n-1. */
+export function shuffled(n: number, seed = 2): Int32Array {
+  const r = rng(seed);
+  const a = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = (r() * (i + 1)) | 0;
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
+
+/** Debian's python3-torch lives at /usr/bin/python3 (the python3 on PATH may lack torch). */
+export const PYTHON = process.env.BTM_PYTHON ?? '/usr/bin/python3';
+
+/** Runs bench/torch_peer.py with a JSON request; the parsed reply, or the reason it is unavailable. */
+export function torchPeer(request: object, timeoutS = 600): { ok: true; out: any } | { ok: false; why: string } {
+  const r = spawnSync(PYTHON, [`${ROOT}bench/torch_peer.py`], {
+    input: JSON.stringify(request), encoding: 'utf8', timeout: timeoutS * 1000, maxBuffer: 1 << 26,
+  });
+  if (r.error) return { ok: false, why: `${PYTHON}: ${r.error.message}` };
+  if (r.status !== 0) {
+    const last = (r.stderr ?? '').trim().split('\n').pop() ?? '';
+    return { ok: false, why: /No module named 'torch'/.test(r.stderr) ? `no Python torch at ${PYTHON} (set BTM_PYTHON)` : `torch_peer.py failed: ${last}` };
+  }
+  return { ok: true, out: JSON.parse(r.stdout) };
+}
+
+/** Number formatting for the table. */
+export function fmt(x: number | null | undefined, digits = 3): string {
+  if (x == null || !Number.isFinite(x)) return '-';
+  const a = Math.abs(x);
+  if (a >= 1e5 || (a > 0 && a < 1e-3)) return x.toExponential(2);
+  return x.toPrecision(digits).replace(/\.?0+$/, (m) => (m.includes('.') ? '' : m));
+}

@@ -1,0 +1,224 @@
+"""PyTorch eager peer for `npm run bench` (run by bench/native-vs-peers.ts with Debian's python3-torch).
+
+The same CIFAR ResNet as native/resnet.cc (3x3 stem of 16 channels, 3 stages of 16/32/64 BasicBlocks,
+option-A shortcuts: strided subsample + zero channel padding, global average pool, fc), the same
+per-step work as Model.trainEpoch (gather a uint8 batch by index, to float /255, per-channel
+normalisation, forward, cross-entropy, backward, torch.optim.SGD momentum 0.9 wd 5e-4).
+
+Reads one JSON request on stdin, writes one JSON object on stdout:
+  {"threads": T, "train": [case...], "eval": [case...], "matmul": {"n": N, "reps": R} | null,
+   "profile": case | null}
+  case = {"arch", "channels", "size", "batch", "steps", "warmup", "reps", "classes"}
+"""
+import json
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+DEPTHS = {"resnet8": 1, "resnet20": 3, "resnet32": 5, "resnet56": 9, "resnet110": 18}
+
+
+class Block(nn.Module):
+    def __init__(self, cin, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.stride = stride
+        self.pad = (planes - cin) // 2 if stride != 1 or cin != planes else None
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = x
+        if self.pad is not None:  # option A
+            identity = F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, self.pad, self.pad))
+        return F.relu(out + identity)
+
+
+class CifarResNet(nn.Module):
+    def __init__(self, depth, classes, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        layers, cin = [], 16
+        for s, planes in enumerate((16, 32, 64)):
+            blocks = []
+            for b in range(depth):
+                blocks.append(Block(cin, planes, 2 if s > 0 and b == 0 else 1))
+                cin = planes
+            layers.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = layers
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+def setup(case):
+    torch.manual_seed(0)
+    n = case["batch"] * case["steps"]
+    c, s = case["channels"], case["size"]
+    images = torch.randint(0, 256, (n, c, s, s), dtype=torch.uint8)
+    labels = torch.randint(0, case["classes"], (n,))
+    model = CifarResNet(DEPTHS[case["arch"]], case["classes"], c)
+    mean = torch.full((1, c, 1, 1), 0.5)
+    std = torch.full((1, c, 1, 1), 0.25)
+    return model, images, labels, mean, std
+
+
+def batches(case):
+    order = torch.randperm(case["batch"] * case["steps"])
+    return [order[i : i + case["batch"]] for i in range(0, len(order), case["batch"])]
+
+
+def to_input(images, idx, mean, std):
+    return images.index_select(0, idx).float().div_(255).sub_(mean).div_(std)
+
+
+def timed(run, case):
+    """Images/s of each timed run (one run = `steps` batches), after `warmup` untimed runs."""
+    for _ in range(case["warmup"]):
+        run()
+    rates = []
+    for _ in range(case["reps"]):
+        t = time.perf_counter()
+        run()
+        rates.append(case["batch"] * case["steps"] / (time.perf_counter() - t))
+    return {**case, "rates": rates, "median": statistics.median(rates)}
+
+
+def train_case(case, profile=False):
+    model, images, labels, mean, std = setup(case)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    model.train()
+
+    def step(idx):
+        x = to_input(images, idx, mean, std)
+        loss = F.cross_entropy(model(x), labels.index_select(0, idx))
+        opt.zero_grad(set_to_none=True)  # what native does: grads dropped, not zeroed
+        loss.backward()
+        opt.step()
+
+    def run():
+        for idx in batches(case):
+            step(idx)
+
+    if not profile:
+        return timed(run, case)
+    return profile_step(case, model, images, labels, mean, std, opt)
+
+
+def eval_case(case):
+    model, images, _, mean, std = setup(case)
+    model.eval()
+
+    def run():
+        with torch.no_grad():
+            for idx in batches(case):
+                model(to_input(images, idx, mean, std)).argmax(1)
+
+    return timed(run, case)
+
+
+CATEGORIES = [  # (category, substrings of aten op names), first match wins; self CPU time
+    ("conv", ("conv", "mkldnn_convolution")),
+    ("batchnorm", ("batch_norm",)),
+    ("relu", ("relu", "threshold")),
+    ("shortcut (slice+pad)", ("constant_pad", "slice", "pad")),
+    ("pool+fc+loss", ("adaptive_avg_pool", "mean", "addmm", "mm", "log_softmax", "nll_loss", "linear")),
+]
+
+
+def profile_step(case, model, images, labels, mean, std, opt):
+    """Where one train step's time goes: phases by wall clock (mean over steps), ops by profiler self time."""
+    from torch.autograd import profiler
+
+    idxs = batches(case)
+    phases = {"data": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0}
+
+    def step(idx, clock):
+        t0 = time.perf_counter()
+        x = to_input(images, idx, mean, std)
+        y = labels.index_select(0, idx)
+        t1 = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        t2 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        t3 = time.perf_counter()
+        opt.step()
+        t4 = time.perf_counter()
+        if clock:
+            for k, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                phases[k] += dt
+
+    for idx in idxs[: case["warmup"]]:
+        step(idx, False)
+    for idx in idxs:
+        step(idx, True)
+    total = sum(phases.values())
+    with profiler.profile() as prof:
+        with profiler.record_function("optimizer_scope"):
+            pass
+        step(idxs[0], False)
+    ops = {}
+    for e in prof.key_averages():
+        ops[e.key] = ops.get(e.key, 0) + e.self_cpu_time_total
+    ops_total = sum(ops.values())
+    cats = {name: 0.0 for name, _ in CATEGORIES}
+    cats["optimizer (sgd)"] = 0.0
+    cats["other"] = 0.0
+    for key, us in ops.items():
+        k = key.lower()
+        name = next((n for n, subs in CATEGORIES if any(s in k for s in subs)), None)
+        if name is None:
+            name = "optimizer (sgd)" if k in ("aten::add_", "aten::mul_", "aten::add", "aten::clone") else "other"
+        cats[name] += us
+    top = sorted(ops.items(), key=lambda kv: -kv[1])[:12]
+    return {
+        **case,
+        "step_ms": 1e3 * total / len(idxs),
+        "phases": {k: v / total for k, v in phases.items()},
+        "ops": {k: v / ops_total for k, v in cats.items()},
+        "top_ops": [{"op": k, "share": v / ops_total} for k, v in top],
+    }
+
+
+def matmul_peak(n, reps):
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return {"n": n, "flops": 2.0 * n**3 / best, "seconds": best}
+
+
+def main():
+    req = json.load(sys.stdin)
+    torch.set_num_threads(req["threads"])
+    out = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": sys.version.split()[0],
+        "train": [train_case(c) for c in req.get("train", [])],
+        "eval": [eval_case(c) for c in req.get("eval", [])],
+    }
+    if req.get("matmul"):
+        out["matmul"] = matmul_peak(req["matmul"]["n"], req["matmul"]["reps"])
+    if req.get("profile"):
+        out["profile"] = train_case(req["profile"], profile=True)
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+/** What every stage of a run shares: the model, the data on the device, the run directory, events. */
+import type { ModelMeta } from '../checkpoint.js';
+import type { Config } from '../config.js';
+import type { Dataset } from '../dataset.js';
+import type { Model } from '../model.js';
+import type { RunData } from './data.js';
+import type { ResultRow, RunDir } from './run-state.js';
+
+export type ProgressEvent =
+  | { type: 'step'; step: string; stage: string; message: string }
+  | {
+      type: 'train';
+      step: string;
+      epoch: number;
+      epochs: number;
+      /** Images processed in this step so far, and in all. */
+      done: number;
+      total: number;
+      loss: number;
+      acc: number;
+      imagesPerSec: number;
+      etaSeconds: number;
+    }
+  | { type: 'row'; row: ResultRow }
+  | { type: 'log'; message: string };
+
+export interface StageContext {
+  config: Config;
+  run: RunDir;
+  data: RunData;
+  trainSet: Dataset;
+  testSet: Dataset;
+  model: Model;
+  meta: ModelMeta;
+  signal?: AbortSignal;
+  emit: (e: ProgressEvent) => void;
+}
+
+/** Thrown inside a run when its signal fires; the run ends with status 'interrupted'. */
+export class RunInterrupted extends Error {
+  override name = 'RunInterrupted';
+  constructor(readonly step: string) {
+    super(`run interrupted during step '${step}'`);
+  }
+}

@@ -1,0 +1,107 @@
+/** The data a run trains and evaluates on: the readers, the long-tailed split, the normalisation. */
+import { readFileSync } from 'node:fs';
+import type { Config } from '../config.js';
+import { loadCifar } from '../data/cifar.js';
+import { FASHION_MNIST_DIR, loadFashionMnist, loadIdxDataset } from '../data/idx.js';
+import type { ImageSet } from '../data/image-set.js';
+import { loadListDataset } from '../data/list-file.js';
+import { gridTask } from '../data/synthetic.js';
+import { classCounts, longTailCounts, makeLongTailSplit, parseSplitList } from '../sampling/longtail.js';
+import { join } from 'node:path';
+
+export interface RunData {
+  /** The full training set (the split picks from it). */
+  train: ImageSet;
+  test: ImageSet;
+  /** Long-tailed training indices into `train`. */
+  split: Int32Array;
+  /** Images per class in the split. */
+  counts: number[];
+  normalize: { mean: number[]; std: number[] } | undefined;
+}
+
+/** Reads the configured dataset (train and test sets). */
+export async function loadImageSets(d: Config['data'], seed: number): Promise<{ train: ImageSet; test: ImageSet }> {
+  switch (d.dataset) {
+    case 'fashion-mnist':
+      return { train: loadFashionMnist('train', d.dir ?? FASHION_MNIST_DIR), test: loadFashionMnist('test', d.dir ?? FASHION_MNIST_DIR) };
+    case 'mnist-idx': {
+      if (!d.dir) throw new Error("data.dir is required for dataset 'mnist-idx'");
+      const dir = d.dir;
+      const pair = (p: string) => loadIdxDataset({ imagesPath: join(dir, `${p}-images-idx3-ubyte.gz`), labelsPath: join(dir, `${p}-labels-idx1-ubyte.gz`) });
+      return { train: pair('train'), test: pair('t10k') };
+    }
+    case 'cifar10':
+    case 'cifar100': {
+      if (!d.dir) throw new Error(`data.dir is required for dataset '${d.dataset}'`);
+      return { train: loadCifar({ dir: d.dir, variant: d.dataset, split: 'train' }), test: loadCifar({ dir: d.dir, variant: d.dataset, split: 'test' }) };
+    }
+    case 'list': {
+      const common = { root: d.root!, size: d.imageSize!, channels: d.channels ?? 3 };
+      const train = await loadListDataset({ ...common, listPath: d.trainList! });
+      const test = await loadListDataset({ ...common, listPath: d.testList!, numClasses: train.numClasses });
+      return { train, test };
+    }
+    case 'synthetic': {
+      const s = d.synthetic;
+      const task = (perClass: number, offset: number) => gridTask({ n: perClass * s.numClasses, numClasses: s.numClasses, size: s.size, seed: seed * 2 + offset });
+      return { train: task(s.trainPerClass, 0), test: task(s.testPerClass, 1) };
+    }
+  }
+}
+
+/** The long-tailed split: read from data.splitFile, or generated (exp/step profile, seeded). */
+export function longTailSplit(d: Config['data'], train: ImageSet): { split: Int32Array; counts: number[] } {
+  if (d.splitFile) {
+    const { indices } = parseSplitList(readFileSync(d.splitFile, 'utf8'), {
+      source: d.splitFile,
+      numClasses: train.numClasses,
+      datasetLabels: train.labels,
+    });
+    return { split: indices, counts: classCounts(train.labels, indices, train.numClasses) };
+  }
+  const full = classCounts(train.labels, undefined, train.numClasses);
+  const maxPerClass = d.maxPerClass ?? Math.min(...full);
+  const counts = longTailCounts({ numClasses: train.numClasses, maxPerClass, imbalanceFactor: d.imbalanceFactor, profile: d.profile });
+  const { indices } = makeLongTailSplit(train.labels, train.numClasses, counts, d.splitSeed);
+  return { split: indices, counts };
+}
+
+/** Per-channel mean and std (on the [0,1] scale) of the given images. */
+export function channelStats(set: ImageSet, indices: ArrayLike<number>): { mean: number[]; std: number[] } {
+  const { channels: C, height: H, width: W, images } = set;
+  const plane = H * W;
+  const sum = new Float64Array(C), sq = new Float64Array(C);
+  for (let k = 0; k < indices.length; k++) {
+    const base = indices[k] * C * plane;
+    for (let c = 0; c < C; c++) {
+      let s = 0, q = 0;
+      const off = base + c * plane;
+      for (let p = 0; p < plane; p++) {
+        const v = images[off + p];
+        s += v;
+        q += v * v;
+      }
+      sum[c] += s;
+      sq[c] += q;
+    }
+  }
+  const count = indices.length * plane;
+  const mean = Array.from(sum, (s) => s / count / 255);
+  const std = Array.from(sq, (q, c) => Math.sqrt(Math.max(q / count / 65025 - mean[c] ** 2, 1e-12)));
+  return { mean, std };
+}
+
+export async function loadRunData(cfg: Config): Promise<RunData> {
+  const { train, test } = await loadImageSets(cfg.data, cfg.seed);
+  if (test.numClasses !== train.numClasses || test.channels !== train.channels || test.height !== train.height || test.width !== train.width) {
+    throw new Error(`${test.source}: test set shape/classes differ from the training set ${train.source}`);
+  }
+  const { split, counts } = longTailSplit(cfg.data, train);
+  const n = cfg.data.normalize;
+  const normalize = n === 'none' ? undefined : n === 'auto' ? channelStats(train, split) : n;
+  if (normalize && (normalize.mean.length !== train.channels || normalize.std.length !== train.channels)) {
+    throw new Error(`data.normalize: mean and std need ${train.channels} value(s), one per channel`);
+  }
+  return { train, test, split, counts, normalize };
+}

@@ -1,0 +1,175 @@
+/**
+ * The stages of a run. Each leaves its result in ctx.model, writes its checkpoint and evaluates:
+ *   pretrain  – whole model, the long-tailed set, uniform sampling;
+ *   fc        – classifier only, all data, BatchNorm frozen;
+ *   btm       – N_D fine-tunes on balanced few-shot subsets, then one merged model;
+ *   posttrain – classifier (and optional LWS) on class-aware batches, optional shift-BN.
+ */
+import { rm, writeFile } from 'node:fs/promises';
+import { readCheckpoint, saveCheckpoint, saveState } from '../checkpoint.js';
+import { adaptiveWeights, greedySoup, mergeFiles } from '../merge.js';
+import { summarize } from '../metrics.js';
+import { formatSplitList } from '../sampling/longtail.js';
+import { Rng } from '../sampling/rng.js';
+import { btmSubsets, classAwareEpoch, groupByClass, uniformEpoch } from '../sampling/samplers.js';
+import type { StateDict } from '../state-dict.js';
+import type { StageContext } from './context.js';
+import { lossOptions } from './losses.js';
+import { rowFromSummary } from './run-state.js';
+import { runEpochs } from './trainer.js';
+
+/** Evaluates ctx.model on the test set and records a result row. */
+export async function evaluateStep(ctx: StageContext, step: string, stage: string, label: string): Promise<void> {
+  const t0 = performance.now();
+  const { preds } = await ctx.model.evaluate(ctx.testSet, { batchSize: ctx.config.eval.batchSize, normalize: ctx.data.normalize });
+  const s = summarize(ctx.data.test.labels, preds, ctx.meta.numClasses, {
+    trainCounts: ctx.data.counts,
+    manyThreshold: ctx.config.eval.manyThreshold,
+    fewThreshold: ctx.config.eval.fewThreshold,
+  });
+  ctx.run.addTime(`${step}:eval`, (performance.now() - t0) / 1000);
+  const row = rowFromSummary(step, stage, label, s, ctx.run.state.timings[step] ?? 0);
+  await ctx.run.addRow(row);
+  ctx.emit({ type: 'row', row });
+}
+
+async function finishStep(ctx: StageContext, step: string, file: string, stage: string, label: string): Promise<void> {
+  await saveCheckpoint(file, ctx.model, ctx.meta, { stage, step });
+  await evaluateStep(ctx, step, stage, label);
+  await ctx.run.finish(step);
+  await rm(ctx.run.path(`${step.replace(/\W/g, '_')}.partial.safetensors`), { force: true });
+}
+
+/** Loads a finished step's checkpoint into ctx.model (used when resuming past it). */
+export async function restoreStep(ctx: StageContext, file: string): Promise<void> {
+  ctx.model.loadStateDict((await readCheckpoint(file)).state);
+}
+
+export async function pretrain(ctx: StageContext): Promise<void> {
+  const c = ctx.config.pretrain;
+  ctx.emit({ type: 'step', step: 'pretrain', stage: 'pretrain', message: `pre-training ${ctx.meta.arch} on ${ctx.data.split.length} images, ${c.epochs} epochs` });
+  ctx.model.setOptimizer({ momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov, trainable: 'all' });
+  await runEpochs(ctx, {
+    step: 'pretrain',
+    schedule: c,
+    epochIndices: (_e, rng) => uniformEpoch(ctx.data.split, rng),
+    train: {
+      cropPadding: c.cropPadding, hflip: c.hflip, mixupAlpha: c.mixupAlpha, normalize: ctx.data.normalize,
+      ...lossOptions(c.loss, ctx.data.counts),
+    },
+    resumable: true,
+  });
+  await finishStep(ctx, 'pretrain', ctx.run.path('pretrain.safetensors'), 'pretrain', 'pre-train');
+}
+
+export async function fc(ctx: StageContext): Promise<void> {
+  const c = ctx.config.fc;
+  ctx.emit({ type: 'step', step: 'fc', stage: 'fc', message: `re-fitting the classifier, ${c.epochs} epochs` });
+  ctx.model.setOptimizer({ momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov, trainable: 'classifier' });
+  await runEpochs(ctx, {
+    step: 'fc',
+    schedule: c,
+    epochIndices: (_e, rng) => uniformEpoch(ctx.data.split, rng),
+    train: { bnMode: 'eval', normalize: ctx.data.normalize, ...lossOptions(c.loss, ctx.data.counts) },
+    resumable: true,
+  });
+  await finishStep(ctx, 'fc', ctx.run.path('fc.safetensors'), 'fc', 'FC');
+}
+
+/** BTM: fine-tune a copy of the current model on each balanced subset, then merge the copies. */
+export async function btm(ctx: StageContext): Promise<void> {
+  const c = ctx.config.btm;
+  const { run, model, data } = ctx;
+  const numClasses = ctx.meta.numClasses;
+  const byClass = groupByClass(data.split, data.train.labels, numClasses);
+  const { subsets, shortClasses } = btmSubsets(byClass, { numSubsets: c.numSubsets, perClass: c.perClass }, new Rng(ctx.config.seed).fork(0xb7));
+  if (shortClasses.length) {
+    ctx.emit({ type: 'log', message: `btm: ${shortClasses.length} class(es) have fewer than ${c.perClass} images and give all they have: ${shortClasses.join(', ')}` });
+  }
+  const base = model.stateDict();
+  const files = subsets.map((_, k) => run.path('btm', `finetune-${k}.safetensors`));
+  // The merge-validation set for adaptive / greedy merges: the union of the balanced subsets.
+  const validation = Int32Array.from(new Set(subsets.flatMap((s) => Array.from(s)))).sort();
+  const scoreOf = async (): Promise<{ harmonicMean: number; geometricMean: number }> => {
+    const { preds } = await model.evaluate(ctx.trainSet, { indices: validation, batchSize: ctx.config.eval.batchSize, normalize: data.normalize });
+    const s = summarize(Array.from(validation, (i) => data.train.labels[i]), preds, numClasses);
+    return { harmonicMean: s.harmonicMean, geometricMean: s.geometricMean };
+  };
+
+  for (const [k, subset] of subsets.entries()) {
+    const step = `btm-${k}`;
+    if (run.isFinished(step)) continue;
+    await writeFile(run.path('btm', `subset-${k}.txt`), formatSplitList(subset, data.train.labels, {
+      numClasses, seed: ctx.config.seed, profile: 'exp', imbalanceFactor: 1,
+    }));
+    ctx.emit({ type: 'step', step, stage: 'btm', message: `BTM fine-tune ${k + 1}/${subsets.length} on ${subset.length} images, ${c.epochs} epochs` });
+    model.loadStateDict(base);
+    model.setOptimizer({ momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov, trainable: c.trainable });
+    await runEpochs(ctx, {
+      step,
+      schedule: c,
+      epochIndices: (_e, rng) => uniformEpoch(subset, rng),
+      train: {
+        cropPadding: c.cropPadding, hflip: c.hflip, mixupAlpha: c.mixupAlpha, normalize: data.normalize,
+        ...lossOptions(c.loss, byClass.map((l) => Math.min(l.length, c.perClass))),
+      },
+      resumable: false,
+    });
+    await saveCheckpoint(files[k], model, ctx.meta, { stage: 'btm', step, subset: String(k) });
+    if (c.merge !== 'uniform') run.state.scores[step] = await scoreOf();
+    if (c.evalEach) await evaluateStep(ctx, step, 'btm', `BTM fine-tune #${k + 1}`);
+    await run.finish(step);
+  }
+
+  ctx.emit({ type: 'step', step: 'btm-merge', stage: 'btm', message: `merging ${files.length} fine-tuned models (${c.merge})` });
+  const t0 = performance.now();
+  const key = c.merge.endsWith('gmean') ? 'geometricMean' : 'harmonicMean';
+  const scores = subsets.map((_, k) => run.state.scores[`btm-${k}`]?.[key] ?? NaN);
+  let merged: StateDict;
+  let members = files.map((_, k) => k);
+  if (c.merge === 'uniform') {
+    merged = await mergeFiles(files);
+  } else if (c.merge.startsWith('adaptive')) {
+    merged = await mergeFiles(files, { weights: adaptiveWeights(scores) });
+  } else {
+    const soup = await greedySoup(
+      files.map((f, k) => ({ id: String(k), score: scores[k] })),
+      async (id) => (await readCheckpoint(files[Number(id)])).state,
+      async (state) => {
+        model.loadStateDict(state);
+        return (await scoreOf())[key];
+      },
+    );
+    merged = soup.state;
+    members = soup.members.map(Number);
+  }
+  const mergedFile = run.path('btm', 'merged.safetensors');
+  await saveState(mergedFile, merged, ctx.meta, { stage: 'btm', step: 'btm-merge', strategy: c.merge, members: members.join(',') });
+  model.loadStateDict(merged);
+  run.addTime('btm-merge', (performance.now() - t0) / 1000);
+  await evaluateStep(ctx, 'btm-merge', 'btm', `BTM merged (${c.merge}${members.length < files.length ? `, ${members.length} of ${files.length}` : ''})`);
+  await run.finish('btm-merge');
+}
+
+export async function posttrain(ctx: StageContext): Promise<void> {
+  const c = ctx.config.posttrain;
+  const { data } = ctx;
+  const byClass = groupByClass(data.split, data.train.labels, ctx.meta.numClasses);
+  const recipe = `${c.loss.type}${c.lws ? ' + LWS' : ''}${c.shiftBn ? ' + shift-BN' : ''}`;
+  ctx.emit({ type: 'step', step: 'posttrain', stage: 'posttrain', message: `post-training the classifier (${recipe}), ${c.epochs} epochs` });
+  ctx.model.setOptimizer({ momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov, trainable: 'classifier', lws: c.lws });
+  await runEpochs(ctx, {
+    step: 'posttrain',
+    schedule: c,
+    // class-aware batches; an epoch draws as many images as the long-tailed set holds
+    epochIndices: (_e, rng) => classAwareEpoch(byClass, data.split.length, rng, { perClass: c.perClass }),
+    train: {
+      bnMode: c.shiftBn ? 'train' : 'eval', mixupAlpha: c.mixupAlpha, normalize: data.normalize,
+      ...lossOptions(c.loss, data.counts),
+    },
+    // short stage; with LWS the scale is folded into fc at every export, so it restarts as a whole
+    resumable: false,
+  });
+  ctx.model.setOptimizer({ trainable: 'all' }); // folds the LWS scale into fc for good
+  await finishStep(ctx, 'posttrain', ctx.run.path('posttrain.safetensors'), 'posttrain', `post-train (${recipe})`);
+}

@@ -1,0 +1,79 @@
+/**
+ * The epoch loop every stage uses: per-epoch sample order and random stream, a learning rate per
+ * step from the schedule, the epoch sent to the native core in chunks (progress and Ctrl-C between
+ * chunks), and a training-state checkpoint after each epoch so a killed run resumes where it was.
+ */
+import { loadTrainingState, saveTrainingState } from '../checkpoint.js';
+import type { ScheduleConfig } from '../config.js';
+import type { TrainOptions } from '../model.js';
+import { Rng } from '../sampling/rng.js';
+import { learningRates } from '../schedule.js';
+import { RunInterrupted, type StageContext } from './context.js';
+
+export interface EpochLoop {
+  step: string;
+  schedule: ScheduleConfig;
+  /** Sample order of an epoch (called once per epoch with that epoch's generator). */
+  epochIndices: (epoch: number, rng: Rng) => Int32Array;
+  train: Omit<TrainOptions, 'lr' | 'batchSize'>;
+  /** Write a training-state checkpoint after every epoch (long stages). */
+  resumable: boolean;
+}
+
+const CHUNK_STEPS = 16;
+
+/** FNV-1a, to derive a stream id from a step name. */
+function streamId(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+/** Trains `loop.schedule.epochs` epochs (resuming after the last checkpointed one); returns seconds spent. */
+export async function runEpochs(ctx: StageContext, loop: EpochLoop): Promise<number> {
+  const { model, run } = ctx;
+  const { epochs, batchSize } = loop.schedule;
+  const partialFile = run.path(`${loop.step.replace(/\W/g, '_')}.partial.safetensors`);
+  let first = 0;
+  if (run.state.partial?.step === loop.step) {
+    const metadata = await loadTrainingState(run.state.partial.file, model);
+    first = Number(metadata.epoch) + 1;
+    ctx.emit({ type: 'log', message: `${loop.step}: resuming after epoch ${first}/${epochs}` });
+  }
+  const stream = new Rng(ctx.config.seed).fork(streamId(loop.step));
+  const started = performance.now();
+  for (let epoch = first; epoch < epochs; epoch++) {
+    const rng = stream.fork(epoch);
+    model.manualSeed(rng.nextUint32());
+    let order = loop.epochIndices(epoch, rng);
+    // a last batch of one cannot pass train-mode BatchNorm: leave that sample out of this epoch
+    if (loop.train.bnMode !== 'eval' && order.length % batchSize === 1) order = order.subarray(0, order.length - 1);
+    const stepsPerEpoch = Math.ceil(order.length / batchSize);
+    const t0 = performance.now();
+    let lossSum = 0, accSum = 0, steps = 0;
+    for (let s = 0; s < stepsPerEpoch; s += CHUNK_STEPS) {
+      const count = Math.min(CHUNK_STEPS, stepsPerEpoch - s);
+      const chunk = order.subarray(s * batchSize, Math.min(order.length, (s + count) * batchSize));
+      const lr = learningRates(loop.schedule, epoch * stepsPerEpoch + s, count, stepsPerEpoch);
+      const r = await model.trainEpoch(ctx.trainSet, chunk, { ...loop.train, batchSize, lr });
+      for (let i = 0; i < r.steps; i++) (lossSum += r.losses[i]), (accSum += r.accs[i]);
+      steps += r.steps;
+      const done = (epoch - first) * order.length + Math.min(order.length, (s + count) * batchSize);
+      const total = (epochs - first) * order.length;
+      const rate = done / ((performance.now() - started) / 1000);
+      ctx.emit({
+        type: 'train', step: loop.step, epoch: epoch + 1, epochs, done, total,
+        loss: lossSum / steps, acc: accSum / steps, imagesPerSec: rate, etaSeconds: (total - done) / rate,
+      });
+      if (!Number.isFinite(lossSum)) throw new Error(`${loop.step}: the loss became ${lossSum / steps} in epoch ${epoch + 1}; lower the learning rate`);
+      if (ctx.signal?.aborted) throw new RunInterrupted(loop.step);
+    }
+    run.addTime(loop.step, (performance.now() - t0) / 1000);
+    if (loop.resumable && epoch + 1 < epochs) {
+      await saveTrainingState(partialFile, model, ctx.meta, { step: loop.step, epoch: String(epoch) });
+      run.state.partial = { step: loop.step, epoch, file: partialFile };
+      await run.save();
+    }
+  }
+  return (performance.now() - started) / 1000;
+}
