@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
     // native tests train small networks on 2 cores: give them room, and run files one at a time so
     // libtorch's intra-op threads are not oversubscribed by parallel workers.
     testTimeout: 120_000,

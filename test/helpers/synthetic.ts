@@ -8,3 +8,8 @@ export const randomTask = (o: SyntheticOptions & { numClasses: number; size: num
 export function range(n: number): Int32Array {
   return Int32Array.from({ length: n }, (_, i) => i);
 }
+
+/** The bytes of a typed array's own elements (not its whole underlying buffer). */
+export function bytesOf(a: ArrayBufferView): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
