@@ -18,11 +18,12 @@ import { deepMerge, METHODS, presetConfig, SIZES, type Method, type Size } from 
 import { formatRows, formatDuration, ProgressPrinter } from './cli/progress.js';
 import { formatSplitList } from './sampling/longtail.js';
 import { formatPercent, formatTable } from './report/table.js';
+import { aggregateRuns, formatAggregate, readRuns } from './report/aggregate.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { Device } from './device.js';
 
 /** Options of the CLI itself; every other flag is a config key. */
-const OWN = new Set(['_', '$0', 'preset', 'size', 'config', 'resume', 'json', 'quiet', 'help', 'version', 'out', 'checkpoint']);
+const OWN = new Set(['_', '$0', 'preset', 'size', 'config', 'resume', 'json', 'quiet', 'help', 'version', 'out', 'checkpoint', 'runs', 'markdown']);
 
 /** Values from flags: 'true'/'false' become booleans, JSON arrays/objects are parsed. */
 function flagValue(v: unknown): unknown {
@@ -132,6 +133,12 @@ async function cmdSplit(argv: Record<string, unknown>): Promise<number> {
   return 0;
 }
 
+async function cmdReport(argv: Record<string, unknown>): Promise<number> {
+  const rows = aggregateRuns(readRuns(argv.runs as string[]));
+  process.stdout.write((argv.json ? JSON.stringify(rows, null, 2) : formatAggregate(rows, Boolean(argv.markdown))) + '\n');
+  return 0;
+}
+
 async function cmdInfo(argv: Record<string, unknown>): Promise<number> {
   const info = await checkpointInfo(argv.checkpoint as string);
   process.stdout.write(JSON.stringify(info, null, 2) + '\n');
@@ -168,9 +175,13 @@ export async function main(args: string[]): Promise<number> {
         .option('weights', { type: 'string', describe: 'comma-separated weights (default uniform)' }), wrap(cmdMerge))
     .command('split', 'write a long-tailed split list of the configured dataset', (y) =>
       configOptions(y).option('out', { type: 'string', demandOption: true, describe: 'output list file' }), wrap(cmdSplit))
+    .command('report <runs..>', 'mean and spread of every row over runs named <method>-s<seed> (results.json)', (y) =>
+      y.positional('runs', { type: 'string', array: true, demandOption: true })
+        .option('markdown', { type: 'boolean', describe: 'a Markdown table' })
+        .option('json', { type: 'boolean' }), wrap(cmdReport))
     .command('info <checkpoint>', 'show a checkpoint: architecture, classes, tensors, metadata', (y) =>
       y.positional('checkpoint', { type: 'string', demandOption: true }), wrap(cmdInfo))
-    .demandCommand(1, 'name a command: run, eval, merge, split or info')
+    .demandCommand(1, 'name a command: run, eval, merge, split, report or info')
     .strictCommands()
     .fail((msg, err) => {
       if (err) throw err;
