@@ -10,7 +10,7 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { saveState, readCheckpoint } from './checkpoint.js';
 import { evaluate, loadModel } from './classifier.js';
-import { ConfigError, DATASETS, parseConfig } from './config.js';
+import { ConfigError, DATASETS, parseConfig, type ConfigInput } from './config.js';
 import { mergeFiles } from './merge.js';
 import { loadImageSets, longTailSplit } from './pipeline/data.js';
 import { checkpointInfo, runPipeline } from './pipeline/run.js';
@@ -53,7 +53,7 @@ function readJson(file: string): unknown {
 }
 
 /** The effective config: preset (method + size) <- --config file <- flags. */
-export function buildConfig(argv: Record<string, unknown>): unknown {
+export function buildConfig(argv: Record<string, unknown>): ConfigInput {
   const base = presetConfig((argv.preset as Method) ?? 'btm', (argv.size as Size) ?? 'cpu');
   const file = argv.config ? readJson(argv.config as string) : {};
   return deepMerge(deepMerge(base, file), configFromFlags(argv));

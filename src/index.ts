@@ -1,3 +1,4 @@
+// Native core: models, datasets on a device, devices and threads.
 export { Model, ARCHS } from './model.js';
 export type {
   Arch, ModelOptions, OptimizerOptions, PerformanceOptions, TrainOptions, EvalOptions, TrainResult,
@@ -7,9 +8,33 @@ export { Dataset } from './dataset.js';
 export type { DatasetSource } from './dataset.js';
 export { cudaAvailable, deviceCount, setNumThreads, getNumThreads, buildInfo } from './device.js';
 export type { Device } from './device.js';
+
+// Weights and checkpoints.
 export type { StateDict, StateEntry, DType } from './state-dict.js';
 export { readSafetensors, writeSafetensors } from './safetensors.js';
-export * as metrics from './metrics.js';
+export { saveCheckpoint, readCheckpoint, type ModelMeta, type Checkpoint } from './checkpoint.js';
+export { StateAccumulator, mergeFiles, adaptiveWeights, greedySoup, interpolate, interpolationSweep } from './merge.js';
+
+// Using a trained model.
+export { loadModel, evaluate, Classifier } from './classifier.js';
+
+// Data.
 export type { ImageSet } from './data/image-set.js';
 export { loadIdxDataset, loadFashionMnist } from './data/idx.js';
 export { loadCifar } from './data/cifar.js';
+export { loadListDataset } from './data/list-file.js';
+export { gridTask } from './data/synthetic.js';
+export { longTailCounts, makeLongTailSplit, formatSplitList, parseSplitList, classCounts } from './sampling/longtail.js';
+export { Rng } from './sampling/rng.js';
+export { uniformEpoch, classAwareEpoch, btmSubsets, groupByClass } from './sampling/samplers.js';
+
+// Metrics and reports.
+export * as metrics from './metrics.js';
+export { recallChartSvg, recallChartPng } from './report/chart.js';
+
+// The BTM pipeline.
+export { runPipeline, type RunOptions, type RunResult } from './pipeline/run.js';
+export type { ProgressEvent } from './pipeline/context.js';
+export type { ResultRow } from './pipeline/run-state.js';
+export { parseConfig, ConfigSchema, ConfigError, type Config, type ConfigInput } from './config.js';
+export { presetConfig, METHODS, SIZES, type Method, type Size } from './presets.js';

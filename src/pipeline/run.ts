@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../atomic-file.js';
 import { readCheckpoint, type ModelMeta } from '../checkpoint.js';
-import { parseConfig, type Config, type StageName } from '../config.js';
+import { parseConfig, type Config, type ConfigInput, type StageName } from '../config.js';
 import { Dataset } from '../dataset.js';
 import { buildInfo, getNumThreads, setNumThreads, type Device } from '../device.js';
 import { Model } from '../model.js';
@@ -47,7 +47,8 @@ function stageDone(run: RunDir, stage: StageName): boolean {
   return run.isFinished(stage === 'btm' ? 'btm-merge' : stage);
 }
 
-export async function runPipeline(input: unknown, opts: RunOptions = {}): Promise<RunResult> {
+/** Runs a pipeline from a config (validated here; see ConfigSchema and presetConfig). */
+export async function runPipeline(input: ConfigInput | Config, opts: RunOptions = {}): Promise<RunResult> {
   const parsed = parseConfig(input);
   const dir = join(parsed.runDir, parsed.name);
   const { run, config } = await RunDir.open(dir, parsed, opts.resume ?? false);
