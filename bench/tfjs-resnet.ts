@@ -60,6 +60,7 @@ function cifarResNet(arch: string, channels: number, size: number, classes: numb
 
 /** A model with its data on the tfjs CPU backend; `train`/`evaluate` run the given batches in order. */
 export async function tfjsBench(c: Case, pixelsNCHW: Uint8Array, labels: Int32Array) {
+  tf.enableProdMode(); // no debug checks, and no "install tfjs-node" banner (it cannot install offline)
   await tf.setBackend('cpu');
   const { channels: C, size: S } = c;
   const n = labels.length;
@@ -94,6 +95,14 @@ export async function tfjsBench(c: Case, pixelsNCHW: Uint8Array, labels: Int32Ar
       for (const b of batches) {
         tf.tidy(() => (model.apply(input(tf.tensor1d(b, 'int32')), { training: false }) as tf.Tensor).argMax(1).dataSync());
       }
+    },
+    /** Share of kernel time per tfjs kernel over one call of `f` (top 4). */
+    async profile(f: () => Promise<void>): Promise<{ kernel: string; share: number }[]> {
+      const info = await tf.profile(f as unknown as () => tf.TensorContainer);
+      const byName = new Map<string, number>();
+      for (const k of info.kernels) byName.set(k.name, (byName.get(k.name) ?? 0) + (k.kernelTimeMs as number));
+      const total = [...byName.values()].reduce((a, b) => a + b, 0);
+      return [...byName].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([kernel, ms]) => ({ kernel, share: ms / total }));
     },
     dispose(): void {
       tf.dispose([images, y, mean, std]);
