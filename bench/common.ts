@@ -108,10 +108,11 @@ export function torchPeer(request: object, timeoutS = 600): { ok: true; out: any
   return { ok: true, out: JSON.parse(r.stdout) };
 }
 
-/** Number formatting for the table. */
-export function fmt(x: number | null | undefined, digits = 3): string {
+/** Numbers for the table: integers from 100 up, 3 significant digits below, '-' for none. */
+export function fmt(x: number | null | undefined): string {
   if (x == null || !Number.isFinite(x)) return '-';
   const a = Math.abs(x);
-  if (a >= 1e5 || (a > 0 && a < 1e-3)) return x.toExponential(2);
-  return x.toPrecision(digits).replace(/\.?0+$/, (m) => (m.includes('.') ? '' : m));
+  if (a >= 100) return x.toFixed(0);
+  if (a === 0 || a >= 0.001) return String(Number(x.toPrecision(3)));
+  return x.toExponential(1);
 }

@@ -11,7 +11,7 @@ import { hideBin } from 'yargs/helpers';
 import { saveState, readCheckpoint } from './checkpoint.js';
 import { evaluate, loadModel } from './classifier.js';
 import { ConfigError, DATASETS, parseConfig, type ConfigInput } from './config.js';
-import { mergeFiles } from './merge.js';
+import { interpolationSweep, mergeFiles } from './merge.js';
 import { loadImageSets, longTailSplit } from './pipeline/data.js';
 import { checkpointInfo, runPipeline } from './pipeline/run.js';
 import { deepMerge, METHODS, presetConfig, SIZES, type Method, type Size } from './presets.js';
@@ -23,7 +23,7 @@ import { writeFileAtomic } from './atomic-file.js';
 import type { Device } from './device.js';
 
 /** Options of the CLI itself; every other flag is a config key. */
-const OWN = new Set(['_', '$0', 'preset', 'size', 'config', 'resume', 'json', 'quiet', 'help', 'version', 'out', 'checkpoint', 'runs', 'markdown']);
+const OWN = new Set(['_', '$0', 'preset', 'size', 'config', 'resume', 'json', 'quiet', 'help', 'version', 'out', 'checkpoint', 'runs', 'markdown', 'a', 'b', 'steps']);
 
 /** Values from flags: 'true'/'false' become booleans, JSON arrays/objects are parsed. */
 function flagValue(v: unknown): unknown {
@@ -133,6 +133,38 @@ async function cmdSplit(argv: Record<string, unknown>): Promise<number> {
   return 0;
 }
 
+async function cmdInterpolate(argv: Record<string, unknown>): Promise<number> {
+  const config = parseConfig(buildConfig(argv));
+  const steps = Number(argv.steps);
+  if (!Number.isInteger(steps) || steps < 2) throw new ConfigError(`--steps must be an integer >= 2, got ${argv.steps}`);
+  const [a, b] = await Promise.all([readCheckpoint(argv.a as string), readCheckpoint(argv.b as string)]);
+  const classifier = await loadModel(argv.a as string, { device: config.model.device as Device });
+  try {
+    const { train, test } = await loadImageSets(config.data, config.seed);
+    const { counts } = longTailSplit(config.data, train);
+    const rows: Record<string, unknown>[] = [];
+    const lambdas = Array.from({ length: steps }, (_, i) => i / (steps - 1));
+    await interpolationSweep(a.state, b.state, lambdas, async (state) => {
+      classifier.model.loadStateDict(state);
+      const s = await evaluate(classifier, test, { trainCounts: counts });
+      rows.push({ lambda: lambdas[rows.length], acc: s.accuracy, h: s.harmonicMean, g: s.geometricMean, low: s.lowestRecall });
+      return s.harmonicMean;
+    });
+    if (argv.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+    else {
+      const p = (v: unknown) => formatPercent(v as number);
+      process.stdout.write(formatTable([
+        { key: 'lambda', header: 'lambda', format: (v) => (v as number).toFixed(2) },
+        { key: 'acc', header: 'acc', format: p }, { key: 'h', header: 'H-mean', format: p },
+        { key: 'g', header: 'G-mean', format: p }, { key: 'low', header: 'lowest', format: p },
+      ], rows) + '\n');
+    }
+    return 0;
+  } finally {
+    classifier.dispose();
+  }
+}
+
 async function cmdReport(argv: Record<string, unknown>): Promise<number> {
   const rows = aggregateRuns(readRuns(argv.runs as string[]));
   process.stdout.write((argv.json ? JSON.stringify(rows, null, 2) : formatAggregate(rows, Boolean(argv.markdown))) + '\n');
@@ -175,13 +207,16 @@ export async function main(args: string[]): Promise<number> {
         .option('weights', { type: 'string', describe: 'comma-separated weights (default uniform)' }), wrap(cmdMerge))
     .command('split', 'write a long-tailed split list of the configured dataset', (y) =>
       configOptions(y).option('out', { type: 'string', demandOption: true, describe: 'output list file' }), wrap(cmdSplit))
+    .command('interpolate <a> <b>', '(1 - lambda) a + lambda b for lambda in [0, 1], each evaluated on the test set (figures 1-2)', (y) =>
+      configOptions(y).positional('a', { type: 'string', demandOption: true }).positional('b', { type: 'string', demandOption: true })
+        .option('steps', { type: 'number', default: 11, describe: 'number of lambdas, evenly spaced' }), wrap(cmdInterpolate))
     .command('report <runs..>', 'mean and spread of every row over runs named <method>-s<seed> (results.json)', (y) =>
       y.positional('runs', { type: 'string', array: true, demandOption: true })
         .option('markdown', { type: 'boolean', describe: 'a Markdown table' })
         .option('json', { type: 'boolean' }), wrap(cmdReport))
     .command('info <checkpoint>', 'show a checkpoint: architecture, classes, tensors, metadata', (y) =>
       y.positional('checkpoint', { type: 'string', demandOption: true }), wrap(cmdInfo))
-    .demandCommand(1, 'name a command: run, eval, merge, split, report or info')
+    .demandCommand(1, 'name a command: run, eval, merge, interpolate, split, report or info')
     .strictCommands()
     .fail((msg, err) => {
       if (err) throw err;

@@ -69,6 +69,13 @@ describe('btm CLI', () => {
     expect(mine.map((e) => e.name)).toEqual(runs.map((e) => e.name));
     for (let i = 0; i < mine.length; i++) expect(bytesOf(mine[i].data).equals(bytesOf(runs[i].data)), mine[i].name).toBe(true);
 
+    const sweep = await btm('interpolate', join(result.dir, 'pretrain.safetensors'), join(result.dir, 'btm/finetune-0.safetensors'), '--steps', '3', '--json', ...tiny.slice(2));
+    expect(sweep.code).toBe(0);
+    const points = JSON.parse(sweep.stdout);
+    expect(points.map((p: { lambda: number }) => p.lambda)).toEqual([0, 0.5, 1]);
+    expect(points[0].acc).toBeCloseTo(result.rows[0].accuracy, 10); // lambda 0 is the pre-trained model
+    expect(points[2].acc).toBeCloseTo(result.rows[1].accuracy, 10); // lambda 1 is fine-tune #1
+
     const splitFile = join(root, 'split.txt');
     const s = await btm('split', '--out', splitFile, ...tiny.slice(2));
     expect(s.code).toBe(0);

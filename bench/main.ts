@@ -1,0 +1,205 @@
+/**
+ * `npm run bench [-- --quick] [--only section[,section]] [--threads N] [--no-tfjs] [--runs DIR]`
+ *
+ * Native vs TensorFlow.js vs PyTorch side by side: train/eval throughput, achieved FLOP/s against a
+ * measured matmul peak, a profile of one step, the cost of crossing into native, state-dict merging,
+ * BTM's overhead. Prints one table (figure, peer's figure, ratio, target) and writes the same with
+ * machine info to bench/results/<timestamp>.json.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, platform, release, totalmem } from 'node:os';
+import { parseArgs } from 'node:util';
+import { cudaAvailable, getNumThreads, setNumThreads } from '../src/index.js';
+import { formatTable } from '../src/report/table.js';
+import { btmOverhead } from './btm-overhead.js';
+import { fmt, loadAddon, PYTHON, ROOT, torchPeer } from './common.js';
+import { crossing } from './crossing.js';
+import { cifarForwardFlops, cifarTrainFlops } from './flops.js';
+import { mergeBench } from './merge.js';
+import { ARCH, caseLabel, CLASSES, throughput } from './native-vs-peers.js';
+import { profileStep } from './profile.js';
+
+const SECTIONS = ['throughput', 'flops', 'profile', 'crossing', 'merge', 'btm'] as const;
+type Section = (typeof SECTIONS)[number];
+
+/** Targets of the issue; FLOP_TARGET is the fraction of the matmul peak we state for the batch-128 step. */
+const TARGETS = { trainVsTorchB128: 1.0, trainVsTorchB8: 1.3, vsTfjs: 300, flopFraction: 0.4, mergeVsRead: 0.5, rssGrowth: 1.1 };
+
+interface Row {
+  figure: string;
+  ours: number | null;
+  peer: string;
+  peerValue: number | null;
+  ratio: number | null;
+  note: string;
+}
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string', multiple: true },
+    threads: { type: 'string' },
+    'no-tfjs': { type: 'boolean', default: false },
+    runs: { type: 'string', multiple: true },
+  },
+});
+const only = (args.only ?? []).flatMap((s) => s.split(','));
+const unknown = only.filter((s) => !(SECTIONS as readonly string[]).includes(s));
+if (unknown.length) throw new Error(`--only: unknown section(s) ${unknown.join(', ')} (known: ${SECTIONS.join(', ')})`);
+const want = (s: Section) => only.length === 0 || only.includes(s);
+const quick = args.quick;
+
+const t0 = performance.now();
+const log = (s: string) => process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${s}\n`);
+
+const build = await loadAddon();
+const threads = args.threads ? Number(args.threads) : availableParallelism();
+setNumThreads(threads);
+const loadBefore = loadavg()[0];
+const machine = {
+  cpu: cpus()[0]?.model, cores: availableParallelism(), memoryGB: totalmem() / 2 ** 30, platform: `${platform()} ${release()}`,
+  node: process.version, libtorch: build.torchVersion, libtorchOrigin: build.torchOrigin, threads: getNumThreads(),
+  device: cudaAvailable() ? 'cpu + cuda' : 'cpu', python: PYTHON, loadAverage1mBefore: loadBefore,
+};
+if (loadBefore > 0.5) log(`WARNING: load average ${loadBefore.toFixed(2)} before the run: another process is using the CPU, figures will be low`);
+
+const rows: Row[] = [];
+const notes: string[] = [];
+const out: Record<string, unknown> = {};
+const row = (figure: string, ours: number | null, peer: string, peerValue: number | null, note = '', ratio?: number | null) =>
+  rows.push({ figure, ours, peer, peerValue, note, ratio: ratio !== undefined ? ratio : ours != null && peerValue ? ours / peerValue : null });
+
+/** 'met' or 'MISSED by N%' for a figure that should be >= min (or <= max when `atMost`). */
+function verdict(value: number | null | undefined, bound: number, what: string, atMost = false): string {
+  if (value == null || !Number.isFinite(value)) return `${what}: not measured`;
+  const ok = atMost ? value <= bound : value >= bound;
+  const off = atMost ? value / bound - 1 : 1 - value / bound;
+  return `${what}: ${ok ? 'met' : `MISSED by ${(off * 100).toFixed(0)}%`}`;
+}
+
+// ---- throughput and FLOP/s ------------------------------------------------------------------------
+if (want('throughput') || want('flops')) {
+  const thr = await throughput({ quick, threads, tfjs: want('throughput') && !args['no-tfjs'], log });
+  out.throughput = thr;
+  if ('unavailable' in thr.torch) notes.push(`PyTorch peer skipped: ${thr.torch.unavailable}`);
+  for (const r of thr.results) {
+    const label = `${r.mode} img/s ${caseLabel(r.case)}`;
+    const small = r.case.batch < 128;
+    const t = small ? TARGETS.trainVsTorchB8 : TARGETS.trainVsTorchB128;
+    const nat = r.native.median;
+    row(label, nat, 'torch eager', r.torch?.median ?? null, r.mode === 'train' ? verdict(r.torch && nat / r.torch.median, t, `>= ${t}x`) : '');
+    if (r.tfjs && 'skipped' in r.tfjs) row(label, nat, 'tfjs cpu', null, r.tfjs.skipped);
+    else if (r.tfjs) {
+      const how = r.tfjs.timedRuns === 0 ? '1 profiled run' : `median of ${r.tfjs.timedRuns} after 1`;
+      row(label, nat, 'tfjs cpu', r.tfjs.median, `${verdict(nat / r.tfjs.median, TARGETS.vsTfjs, `>= ${TARGETS.vsTfjs}x`)} (${how})`);
+    }
+    if (r.cuda) row(`${label} cuda`, r.cuda.median, 'native cpu', nat);
+  }
+  const tf = thr.results.find((r) => r.tfjs && !('skipped' in r.tfjs) && r.mode === 'train')?.tfjs;
+  if (tf && !('skipped' in tf)) {
+    notes.push(`tfjs ${tf.version} '${tf.backend}' backend: pure JS, single-threaded (libtorch and torch use ${threads} threads); ` +
+      `train-step kernel time: ${tf.kernels.map((k) => `${k.kernel} ${(k.share * 100).toFixed(0)}%`).join(', ')}.`);
+  }
+  notes.push('tfjs-node (native TensorFlow) cannot install offline and the wasm backend has no Conv2DBackpropFilter kernel, ' +
+    'so the pure-JS CPU backend is the only tfjs that trains here. Its option-A shortcut is a 1x1 stride-2 average pool ' +
+    '(= x[:, ::2, ::2]) + zero channel padding: the same parameter-free shortcut, no extra convolution.');
+
+  if (want('flops')) {
+    log('flops: matmul peak through libtorch (python torch)');
+    const mm = torchPeer({ threads, matmul: { n: 2048, reps: 5 } });
+    const peak = mm.ok ? mm.out.matmul : null;
+    out.flops = { convention: '1 multiply-add = 2 FLOPs; convs + fc only; train step = 3x forward', peak: mm.ok ? peak : { unavailable: mm.why } };
+    if (peak) {
+      row(`matmul peak GFLOP/s (n=${peak.n}, ${threads} thr)`, peak.flops / 1e9, 'torch.mm (BLAS)', peak.blas_mm / 1e9,
+        `peak via ${peak.via === 'onednn' ? "oneDNN inner product (libtorch's conv library)" : 'torch.mm'}, measured with ${PYTHON} torch`);
+    } else notes.push(`matmul peak unavailable: ${mm.ok ? '' : mm.why}`);
+    for (const r of thr.results.filter((x) => x.mode === 'train')) {
+      const { arch, channels, size } = r.case;
+      const perImage = cifarTrainFlops(arch, channels, size, CLASSES);
+      const achieved = (r.native.median * perImage) / 1e9;
+      const torchFrac = peak && r.torch ? (r.torch.median * perImage) / peak.flops : null;
+      const note = r.case.batch >= 128 && peak
+        ? `${verdict(achieved / (peak.flops / 1e9), TARGETS.flopFraction, `>= ${TARGETS.flopFraction * 100}% of peak`)}; torch ${fmt(torchFrac && torchFrac * 100)}%`
+        : `torch ${fmt(torchFrac && torchFrac * 100)}% of peak`;
+      row(`train GFLOP/s ${caseLabel(r.case)}`, achieved, 'matmul peak', peak ? peak.flops / 1e9 : null, note);
+    }
+    notes.push(`FLOPs: ${ARCH} forward = ${fmt(cifarForwardFlops(ARCH, 3, 32, CLASSES) / 1e6)} MFLOP/image at 32x32x3, ` +
+      `${fmt(cifarForwardFlops(ARCH, 1, 28, CLASSES) / 1e6)} at 28x28x1 (1 multiply-add = 2 FLOPs, convs + fc; train step = 3x forward).`);
+  }
+}
+
+// ---- profile ----------------------------------------------------------------------------------------
+if (want('profile')) {
+  const p = await profileStep({ quick, threads, log });
+  out.profile = p;
+  const { stepMs, augmentMs } = p.native;
+  row(`crop+flip gather ms/step ${caseLabel(p.case)}`, augmentMs, 'native step ms', stepMs, 'share of a plain step (native, measured)');
+  if ('phases' in p.torch) {
+    const pct = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k} ${(v * 100).toFixed(1)}%`).join(', ');
+    notes.push(`Profile of one train step, ${caseLabel(p.case)}, PyTorch eager on the same libtorch as a proxy for native ` +
+      `(torch step ${fmt(p.torch.step_ms)} ms, native ${fmt(stepMs)} ms):\n    phases (wall): ${pct(p.torch.phases)}\n` +
+      `    ops (profiler self time): ${pct(p.torch.ops)}\n` +
+      `    native, measured: random crop + flip adds ${fmt(augmentMs)} ms to a ${fmt(stepMs)} ms step.`);
+  } else notes.push(`torch profile unavailable: ${p.torch.unavailable}`);
+}
+
+// ---- crossing ---------------------------------------------------------------------------------------
+if (want('crossing')) {
+  const c = await crossing({ quick, threads, log });
+  out.crossing = c;
+  row(`µs per trainEpoch call (${c.tiny.arch} ${caseLabel(c.tiny)})`, c.nativeUs, 'torch eager step', c.torchUs, 'lower is better; one step per call');
+  row(`event-loop lag p50 ms (${fmt(c.training.seconds)} s epoch)`, c.training.p50, 'idle loop', c.idle.p50, `beyond the ${c.resolutionMs} ms sampling interval`, null);
+  row(`event-loop lag p99 ms (${fmt(c.training.seconds)} s epoch)`, c.training.p99, 'idle loop', c.idle.p99, `max ${fmt(c.training.max)} ms`, null);
+}
+
+// ---- merge ------------------------------------------------------------------------------------------
+if (want('merge')) {
+  const m = await mergeBench({ counts: [2, 10, 20], log });
+  out.merge = m;
+  const mb = (b: number) => b / 2 ** 20;
+  for (const r of m.rows) {
+    row(`merge GB/s, N_D=${r.n} ${m.arch}`, r.merge.gbps, 'read only', r.read.gbps, verdict(r.merge.gbps / r.read.gbps, TARGETS.mergeVsRead, 'within 2x of read'));
+    row(`merge peak RSS MB, N_D=${r.n}`, mb(r.merge.maxRss), 'read only', mb(r.read.maxRss), `file ${fmt(mb(m.fileBytes))} MB; process start ${fmt(mb(r.merge.startRss))} MB`);
+  }
+  const [first, last] = [m.rows[0], m.rows[m.rows.length - 1]];
+  const growth = last.merge.maxRss / first.merge.maxRss;
+  row(`merge peak RSS N_D=${last.n} / N_D=${first.n}`, growth, '', null, verdict(growth, TARGETS.rssGrowth, `flat (<= ${TARGETS.rssGrowth}x)`, true), null);
+  notes.push('Merge: files freshly written (page cache), so "read" is memory-speed decoding; a cold disk would slow both alike.');
+}
+
+// ---- btm overhead -----------------------------------------------------------------------------------
+if (want('btm')) {
+  const dirs = args.runs ?? [`${ROOT}runs`];
+  const b = btmOverhead(dirs);
+  out.btm = b;
+  if (b.measured) {
+    row('btm stage / pretrain stage (wall)', b.fraction, 'pretrain s', b.pretrainS,
+      `${b.isDefaultPreset ? 'default preset' : 'NOT the default preset'} run '${b.name}': ${b.file}`, null);
+  } else row('btm stage / pretrain stage (wall)', null, '', null, b.note, null);
+}
+
+// ---- output -----------------------------------------------------------------------------------------
+const ratio = (x: number | null) => (x == null || !Number.isFinite(x) ? '-' : x >= 100 ? `${x.toFixed(0)}x` : `${x.toFixed(2)}x`);
+const table = formatTable(
+  [
+    { key: 'figure', header: 'Figure' },
+    { key: 'ours', header: 'btm-node', format: (v) => fmt(v), align: 'right' },
+    { key: 'peer', header: 'Peer' },
+    { key: 'peerValue', header: "Peer's", format: (v) => fmt(v), align: 'right' },
+    { key: 'ratio', header: 'Ratio', format: ratio, align: 'right' },
+    { key: 'note', header: 'Target / note' },
+  ],
+  rows as unknown as Record<string, unknown>[],
+);
+const loadAfter = loadavg()[0];
+const seconds = (performance.now() - t0) / 1000;
+console.log(`\nbtm-node bench${quick ? ' --quick' : ''}: ${machine.cpu}, ${machine.cores} cores, ${threads} threads, ` +
+  `libtorch ${machine.libtorch}, Node ${machine.node}, ${machine.device}; ${seconds.toFixed(0)} s\n`);
+console.log(table);
+if (notes.length) console.log(`\n${notes.map((n) => `- ${n}`).join('\n')}`);
+if (loadBefore > 0.5) console.log(`\n- WARNING: load average was ${loadBefore.toFixed(2)} before the run (other processes on the CPU).`);
+
+mkdirSync(`${ROOT}bench/results`, { recursive: true });
+const file = `${ROOT}bench/results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+writeFileSync(file, `${JSON.stringify({ command: ['npm run bench --', ...process.argv.slice(2)].join(' '), quick, seconds, machine: { ...machine, loadAverage1mAfter: loadAfter }, targets: TARGETS, rows, notes, sections: out }, null, 2)}\n`);
+console.log(`\nresults: ${file}`);
