@@ -107,6 +107,24 @@ describe('runPipeline', () => {
     await expect(runPipeline(tinyConfig('nothing-here'), { resume: true })).rejects.toThrow(/holds no run to resume/);
   });
 
+  it('greedy and adaptive merges, a backbone-only BTM, and the GML / logit-adjusted losses run and record their choice', async () => {
+    const greedy = await runPipeline(tinyConfig('greedy', { btm: { epochs: 2, numSubsets: 3, perClass: 8, batchSize: 8, merge: 'greedy-hmean', trainable: 'backbone' }, posttrain: { epochs: 1, batchSize: 32, loss: { type: 'gml' } } }));
+    expect(greedy.status).toBe('complete');
+    const state = JSON.parse(readFileSync(join(greedy.dir, 'state.json'), 'utf8'));
+    expect(Object.keys(state.scores)).toEqual(['btm-0', 'btm-1', 'btm-2']);
+    const merged = await readCheckpoint(join(greedy.dir, 'btm/merged.safetensors'));
+    expect(merged.metadata.strategy).toBe('greedy-hmean');
+    expect(merged.metadata.members.split(',').length).toBeGreaterThanOrEqual(1);
+    // backbone-only fine-tunes leave fc exactly as pre-trained
+    const pre = (await readCheckpoint(join(greedy.dir, 'pretrain.safetensors'))).state;
+    const ft = (await readCheckpoint(join(greedy.dir, 'btm/finetune-0.safetensors'))).state;
+    const fcw = pre.findIndex((e) => e.name === 'fc.weight');
+    expect(bytesOf(ft[fcw].data).equals(bytesOf(pre[fcw].data))).toBe(true);
+    const adaptive = await runPipeline(tinyConfig('adaptive', { pretrain: { epochs: 2, batchSize: 32, loss: { type: 'logit-adjust', tau: 1 } }, btm: { epochs: 2, numSubsets: 2, perClass: 8, batchSize: 8, merge: 'adaptive-gmean' } }));
+    expect(adaptive.status).toBe('complete');
+    expect((await readCheckpoint(join(adaptive.dir, 'btm/merged.safetensors'))).metadata.strategy).toBe('adaptive-gmean');
+  });
+
   it('runs the other presets on the same data', async () => {
     for (const preset of ['crt', 'btm-fc'] as const) {
       const cfg = deepMerge(tinyConfig(`p-${preset}`), { pipeline: presetConfig(preset).pipeline, fc: { epochs: 1, batchSize: 32 } });
