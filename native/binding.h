@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core.h"
+#include "executor.h"
 
 namespace btm {
 
@@ -32,7 +33,8 @@ auto guarded(const Napi::Env& env, const std::string& where, F&& fn) -> decltype
   }
 }
 
-// Work on libuv's pool resolving a Promise. `work` runs off the JS thread and must not touch N-API;
+// Work resolving a Promise: a libuv pool thread hands `work` to the Executor and waits.
+// `work` runs off the JS thread and must not touch N-API;
 // `to_js` builds the resolved value on the JS thread; `done` runs on the JS thread either way.
 template <typename Result>
 class PromiseWorker : public Napi::AsyncWorker {
@@ -50,7 +52,8 @@ class PromiseWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     try {
-      result_ = work_();
+      // waits on this libuv thread while the device's executor thread computes
+      result_ = Executor::instance().run(work_);
     } catch (const c10::Error& e) {
       SetError(where_ + ": " + e.what_without_backtrace());
     } catch (const std::exception& e) {
