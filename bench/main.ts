@@ -174,7 +174,7 @@ if (want('btm')) {
   out.btm = b;
   if (b.measured) {
     row('btm stage / pretrain stage (wall)', b.fraction, 'pretrain s', b.pretrainS,
-      `${b.isDefaultPreset ? 'default preset' : 'NOT the default preset'} run '${b.name}': ${b.file}`, null);
+      `${b.isDefaultPreset ? 'default preset' : 'NOT the default preset'}; btm incl. ${fmt(b.btmEvalS)} s of test-set evaluations; ${b.file}`, null);
   } else row('btm stage / pretrain stage (wall)', null, '', null, b.note, null);
 }
 
