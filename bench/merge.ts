@@ -5,7 +5,7 @@
  * The files are freshly written, so both read from the page cache.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -15,10 +15,20 @@ import { readSafetensors, writeSafetensors } from '../src/safetensors.js';
 type Op = 'read' | 'merge';
 const fileName = (dir: string, k: number) => join(dir, `model-${k}.safetensors`);
 
-/** Child: read or merge the first `n` files of `dir`; prints seconds and maxRSS (bytes) as JSON. */
+/**
+ * Peak resident memory of this process in bytes. Linux's VmHWM belongs to the address space, which
+ * exec replaces; getrusage's maxRSS is carried over from the forking parent, so a child would report
+ * the parent's peak.
+ */
+function peakRss(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) * 1024 : process.resourceUsage().maxRSS * 1024;
+}
+
+/** Child: read or merge the first `n` files of `dir`; prints seconds and peak RSS (bytes) as JSON. */
 async function child(op: Op, dir: string, n: number): Promise<void> {
   const files = Array.from({ length: n }, (_, k) => fileName(dir, k));
-  const startRss = process.resourceUsage().maxRSS * 1024;
+  const startRss = peakRss();
   const t = performance.now();
   if (op === 'read') {
     for (const f of files) await readSafetensors(f);
@@ -26,7 +36,7 @@ async function child(op: Op, dir: string, n: number): Promise<void> {
     await mergeFiles(files);
   }
   const seconds = (performance.now() - t) / 1000;
-  process.stdout.write(JSON.stringify({ seconds, startRss, maxRss: process.resourceUsage().maxRSS * 1024 }));
+  process.stdout.write(JSON.stringify({ seconds, startRss, maxRss: peakRss() }));
 }
 
 function measure(op: Op, dir: string, n: number): { seconds: number; startRss: number; maxRss: number } {

@@ -5,7 +5,6 @@
  * work on checkpoints and splits.
  */
 import { readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { saveState, readCheckpoint } from './checkpoint.js';

@@ -8,6 +8,7 @@ import {
 } from '../src/merge.js';
 import { writeSafetensors } from '../src/safetensors.js';
 import type { StateDict, StateEntry } from '../src/state-dict.js';
+import { Rng } from '../src/sampling/rng.js';
 
 let dir: string;
 beforeAll(() => {
@@ -15,16 +16,10 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-/** mulberry32: a small seeded generator, uniform in [0, 1). */
+/** A seeded uniform [0, 1) stream (the project's Rng), so failures reproduce. */
 function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
+  const r = new Rng(seed);
+  return () => r.nextFloat();
 }
 
 /** A small ResNet-like state dict with random float values and a batch counter. */

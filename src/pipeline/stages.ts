@@ -133,7 +133,7 @@ export async function btm(ctx: StageContext): Promise<void> {
     merged = await mergeFiles(files, { weights: adaptiveWeights(scores) });
   } else {
     const soup = await greedySoup(
-      files.map((f, k) => ({ id: String(k), score: scores[k] })),
+      files.map((_, k) => ({ id: String(k), score: scores[k] })),
       async (id) => (await readCheckpoint(files[Number(id)])).state,
       async (state) => {
         model.loadStateDict(state);

@@ -11,21 +11,16 @@ import { Model, type ModelOptions } from '../../src/model.js';
 import { readSafetensors, writeSafetensors } from '../../src/safetensors.js';
 import { compareStateDictLayout, stateDictToMap, type EntryLayout, type StateDict, type StateEntry } from '../../src/state-dict.js';
 import { RESNET18_KEYS, RESNET50_KEYS } from '../fixtures/torchvision-keys.js';
+import { Rng } from '../../src/sampling/rng.js';
 
 // ------------------------------------------------------------------------------------------------
 // Helpers
 // ------------------------------------------------------------------------------------------------
 
-/** mulberry32: a small deterministic PRNG, so failures reproduce. */
+/** A seeded uniform [0, 1) stream (the project's Rng), so failures reproduce. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.nextFloat();
 }
 
 /** n random uint8 images (NCHW) with random labels in [0, numClasses). */

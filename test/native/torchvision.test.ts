@@ -15,6 +15,8 @@ import { Dataset } from '../../src/dataset.js';
 import { Model } from '../../src/model.js';
 import { readSafetensors, writeSafetensors } from '../../src/safetensors.js';
 import { stateDictToMap, type StateDict, type StateEntry } from '../../src/state-dict.js';
+import { Rng } from '../../src/sampling/rng.js';
+import type { DatasetSource } from '../../src/dataset.js';
 
 const PYTHON = '/usr/bin/python3';
 const INTEROP = fileURLToPath(new URL('../interop/', import.meta.url));
@@ -38,26 +40,13 @@ if (skipReason) console.warn(`torchvision interop tests skipped: ${skipReason}`)
 // Helpers
 // ------------------------------------------------------------------------------------------------
 
-/** mulberry32: a small deterministic PRNG, so failures reproduce. */
+/** A seeded uniform [0, 1) stream (the project's Rng), so failures reproduce. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.nextFloat();
 }
 
-interface Batch {
-  images: Uint8Array;
-  labels: Int32Array;
-  n: number;
-  channels: number;
-  height: number;
-  width: number;
-}
+type Batch = DatasetSource;
 
 function randomBatch(seed: number, n: number, channels: number, size: number, numClasses: number): Batch {
   const r = rng(seed);
