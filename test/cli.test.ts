@@ -1,5 +1,5 @@
 // The btm command line, run as a user runs it (node dist/cli.js; dist is compiled by the global setup).
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,6 +90,30 @@ describe('btm CLI', () => {
     const resumed = await btm('run', '--name', 'cli', '--resume', '--quiet', ...tiny);
     expect(resumed.code).toBe(0);
     expect(resumed.stdout).toMatch(/complete in/);
+  });
+
+  it('Ctrl-C (SIGINT) stops after the current step with a resumable run; --resume finishes it', async () => {
+    // the tiny run with 60 pre-training epochs instead of 2 (a repeated flag would become an array)
+    const long = tiny.map((v, i) => (tiny[i - 1] === '--pretrain.epochs' ? '60' : v));
+    const child = spawn(process.execPath, [cli, 'run', '--name', 'sigint', ...long], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const state = join(root, 'sigint', 'state.json');
+    // wait until a pre-training epoch has been checkpointed, then interrupt
+    for (let i = 0; i < 600; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      if (existsSync(state) && JSON.parse(readFileSync(state, 'utf8')).partial) break;
+    }
+    child.kill('SIGINT');
+    const code = await exited;
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/stopping after the current step/);
+    expect(stderr).toMatch(/continue with --resume/);
+    const partial = JSON.parse(readFileSync(state, 'utf8')).partial;
+    expect(partial.step).toBe('pretrain');
+    const resumed = await btm('run', '--name', 'sigint', '--resume', '--quiet', ...long);
+    expect(resumed.code).toBe(0);
   });
 
   it('a config file is validated with its name in the message', async () => {
