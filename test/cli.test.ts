@@ -14,7 +14,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 function btm(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [cli, ...args], { timeout: 280_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -93,8 +93,8 @@ describe('btm CLI', () => {
   });
 
   it('Ctrl-C (SIGINT) stops after the current step with a resumable run; --resume finishes it', async () => {
-    // the tiny run with 60 pre-training epochs instead of 2 (a repeated flag would become an array)
-    const long = tiny.map((v, i) => (tiny[i - 1] === '--pretrain.epochs' ? '60' : v));
+    // the tiny run with 30 pre-training epochs instead of 2 (a repeated flag would become an array)
+    const long = tiny.map((v, i) => (tiny[i - 1] === '--pretrain.epochs' ? '30' : v));
     const child = spawn(process.execPath, [cli, 'run', '--name', 'sigint', ...long], { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
     let stderr = '';
@@ -106,7 +106,9 @@ describe('btm CLI', () => {
       if (existsSync(state) && JSON.parse(readFileSync(state, 'utf8')).partial) break;
     }
     child.kill('SIGINT');
+    const watchdog = setTimeout(() => child.kill('SIGKILL'), 200_000); // never leave a stray run behind
     const code = await exited;
+    clearTimeout(watchdog);
     expect(code).toBe(130);
     expect(stderr).toMatch(/stopping after the current step/);
     expect(stderr).toMatch(/continue with --resume/);
@@ -114,7 +116,7 @@ describe('btm CLI', () => {
     expect(partial.step).toBe('pretrain');
     const resumed = await btm('run', '--name', 'sigint', '--resume', '--quiet', ...long);
     expect(resumed.code).toBe(0);
-  });
+  }, 300_000);
 
   it('a config file is validated with its name in the message', async () => {
     const file = join(root, 'bad.json');
