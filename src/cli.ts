@@ -179,7 +179,7 @@ async function cmdInfo(argv: Record<string, unknown>): Promise<number> {
 const configOptions = (y: Argv) =>
   y
     .option('preset', { choices: METHODS, default: 'btm', describe: 'method: pipeline and post-training recipe' })
-    .option('size', { choices: SIZES, default: 'cpu', describe: "schedule: 'cpu' (~15 min on 2 cores, Fashion-MNIST-LT) or 'paper'" })
+    .option('size', { choices: SIZES, default: 'cpu', describe: "schedule: 'cpu' (Fashion-MNIST-LT, about 6.5 min on 2 idle cores) or 'paper'" })
     .option('config', { type: 'string', describe: 'JSON config file (overrides the preset; flags override it)' })
     .option('json', { type: 'boolean', describe: 'machine-readable output on stdout, no progress' })
     .epilog(`Every config key is also a flag, e.g. --data.dataset ${DATASETS.join('|')} --data.imbalanceFactor 50 ` +
