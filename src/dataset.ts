@@ -3,16 +3,8 @@ import type { ImageSet } from './data/image-set.js';
 import type { Device } from './device.js';
 import { native, type NativeDataset } from './native.js';
 
-export interface DatasetSource {
-  /** n*channels*height*width uint8 pixels, NCHW. */
-  images: Uint8Array;
-  /** n labels, non-negative. */
-  labels: Int32Array;
-  n: number;
-  channels: number;
-  height: number;
-  width: number;
-}
+/** What a Dataset is made from: the pixels (uint8, NCHW), labels and shape of an ImageSet. */
+export type DatasetSource = Pick<ImageSet, 'images' | 'labels' | 'n' | 'channels' | 'height' | 'width'>;
 
 export class Dataset implements Disposable {
   /** @internal the native handle, passed to Model calls */
