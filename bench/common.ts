@@ -1,6 +1,7 @@
 /** Shared pieces of the benchmark: the addon path, timing, synthetic data, the Python peer. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { buildInfo } from '../src/index.js';
 import type { DatasetSource } from '../src/index.js';
@@ -95,17 +96,55 @@ export function shuffled(n: number, seed = 2): Int32Array {
 /** Debian's python3-torch lives at /usr/bin/python3 (the python3 on PATH may lack torch). */
 export const PYTHON = process.env.BTM_PYTHON ?? '/usr/bin/python3';
 
+const PEER_SCRIPT = `${ROOT}bench/torch_peer.py`;
+
+function peerFailure(stderr: string): string {
+  if (/No module named 'torch'/.test(stderr)) return `no Python torch at ${PYTHON} (set BTM_PYTHON)`;
+  return `torch_peer.py failed: ${stderr.trim().split('\n').pop() ?? ''}`;
+}
+
 /** Runs bench/torch_peer.py with a JSON request; the parsed reply, or the reason it is unavailable. */
 export function torchPeer(request: object, timeoutS = 600): { ok: true; out: any } | { ok: false; why: string } {
-  const r = spawnSync(PYTHON, [`${ROOT}bench/torch_peer.py`], {
+  const r = spawnSync(PYTHON, [PEER_SCRIPT], {
     input: JSON.stringify(request), encoding: 'utf8', timeout: timeoutS * 1000, maxBuffer: 1 << 26,
   });
   if (r.error) return { ok: false, why: `${PYTHON}: ${r.error.message}` };
-  if (r.status !== 0) {
-    const last = (r.stderr ?? '').trim().split('\n').pop() ?? '';
-    return { ok: false, why: /No module named 'torch'/.test(r.stderr) ? `no Python torch at ${PYTHON} (set BTM_PYTHON)` : `torch_peer.py failed: ${last}` };
-  }
+  if (r.status !== 0) return { ok: false, why: peerFailure(r.stderr ?? '') };
   return { ok: true, out: JSON.parse(r.stdout) };
+}
+
+/** A long-lived `torch_peer.py --serve`: runs one timed PyTorch run at a time, between native ones. */
+export class TorchServer {
+  private stderr = '';
+  private readonly lines: AsyncIterator<string>;
+  info: { torch: string; threads: number } = { torch: '?', threads: 0 };
+
+  private constructor(private readonly proc: ReturnType<typeof spawn>) {
+    proc.stderr!.on('data', (d) => (this.stderr += d));
+    proc.on('error', (e) => (this.stderr += `${PYTHON}: ${e.message}\n`));
+    this.lines = createInterface({ input: proc.stdout! })[Symbol.asyncIterator]();
+  }
+
+  static async start(threads: number): Promise<TorchServer | { unavailable: string }> {
+    const server = new TorchServer(spawn(PYTHON, [PEER_SCRIPT, '--serve'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+    try {
+      server.info = await server.ask({ op: 'hello', threads });
+      return server;
+    } catch {
+      return { unavailable: peerFailure(server.stderr) };
+    }
+  }
+
+  async ask(request: object): Promise<any> {
+    this.proc.stdin!.write(`${JSON.stringify(request)}\n`);
+    const { value, done } = await this.lines.next();
+    if (done) throw new Error(peerFailure(this.stderr));
+    return JSON.parse(value);
+  }
+
+  close(): void {
+    this.proc.stdin!.end();
+  }
 }
 
 /** Numbers for the table: integers from 100 up, 3 significant digits below, '-' for none. */

@@ -4,7 +4,7 @@
  * count) and TensorFlow.js's pure-JS CPU backend (bench/tfjs-resnet.ts, single-threaded JS).
  */
 import { cudaAvailable, Dataset, Model, type Arch, type TrainOptions } from '../src/index.js';
-import { randomImages, shuffled, timeRuns, torchPeer, type Case, type Timed } from './common.js';
+import { median, randomImages, shuffled, timeRuns, TorchServer, type Case, type Timed } from './common.js';
 
 export const ARCH: Arch = 'resnet20';
 export const CLASSES = 10;
@@ -30,18 +30,47 @@ export function cases(mode: Mode, quick: boolean): Case[] {
 
 export const caseLabel = (c: Pick<Case, 'channels' | 'size' | 'batch'>) => `${c.size}x${c.size}x${c.channels} b${c.batch}`;
 
-/** Native images/s on `device`: one timed run = one trainEpoch / evaluate call over `steps` batches. */
-export async function nativeRate(c: Case, mode: Mode, device: 'cpu' | 'cuda' = 'cpu', extra: Partial<TrainOptions> = {}): Promise<Timed> {
+/** A native model and dataset for `c`; `run()` is one timed run: one trainEpoch / evaluate call over `steps` batches. */
+export function nativeRunner(c: Case, mode: Mode, device: 'cpu' | 'cuda' = 'cpu', extra: Partial<TrainOptions> = {}) {
   const n = c.batch * c.steps;
-  using data = new Dataset(randomImages(n, c.channels, c.size, c.classes), device);
-  using model = new Model({ arch: c.arch as Arch, numClasses: c.classes, inChannels: c.channels, device, seed: 0 });
+  const data = new Dataset(randomImages(n, c.channels, c.size, c.classes), device);
+  const model = new Model({ arch: c.arch as Arch, numClasses: c.classes, inChannels: c.channels, device, seed: 0 });
   model.setOptimizer({ momentum: 0.9, weightDecay: 5e-4 });
   const indices = shuffled(n);
   const normalize = normalizeFor(c.channels);
   const run = mode === 'train'
     ? () => model.trainEpoch(data, indices, { lr: 0.01, batchSize: c.batch, normalize, ...extra })
     : () => model.evaluate(data, { indices, batchSize: c.batch, normalize });
-  return await timeRuns(c, n, run); // await: the model must outlive the runs
+  return { run, [Symbol.dispose]: () => (model.dispose(), data.dispose()) };
+}
+
+/** Native images/s on `device` (median of `reps` runs after `warmup`). */
+export async function nativeRate(c: Case, mode: Mode, device: 'cpu' | 'cuda' = 'cpu', extra: Partial<TrainOptions> = {}): Promise<Timed> {
+  using r = nativeRunner(c, mode, device, extra);
+  return await timeRuns(c, c.batch * c.steps, r.run); // await: the model must outlive the runs
+}
+
+/**
+ * Native and PyTorch runs alternated one by one (after each side's warm-up), so that both see the
+ * same machine: on a shared VM the speed drifts by tens of percent over minutes. The ratio reported is
+ * the median of the per-pair ratios.
+ */
+async function sideBySide(c: Case, mode: Mode, server: TorchServer | undefined): Promise<{ native: Timed; torch?: Timed; paired?: number[] }> {
+  using native = nativeRunner(c, mode);
+  const id = `${mode} ${caseLabel(c)}`;
+  await server?.ask({ op: 'prepare', id, mode, case: c });
+  for (let i = 0; i < c.warmup; i++) await native.run();
+  const images = c.batch * c.steps;
+  const ours: number[] = [], theirs: number[] = [];
+  for (let i = 0; i < c.reps; i++) {
+    const t = performance.now();
+    await native.run();
+    ours.push(images / ((performance.now() - t) / 1000));
+    if (server) theirs.push(images / (await server.ask({ op: 'run', id })).seconds);
+  }
+  await server?.ask({ op: 'close', id });
+  const paired = server && ours.map((x, i) => x / theirs[i]); // native/torch of each adjacent pair of runs
+  return { native: { rates: ours, median: median(ours) }, torch: server && { rates: theirs, median: median(theirs) }, paired };
 }
 
 /** tfjs images/s: a few single-batch runs (a batch-8 train step takes ~30 s); the first run is profiled. */
@@ -68,6 +97,8 @@ export interface ThroughputResult {
   native: Timed;
   cuda?: Timed;
   torch?: Timed;
+  /** native/torch rate of each pair of adjacent runs: robust to the machine's drift. */
+  paired?: number[];
   tfjs?: Awaited<ReturnType<typeof tfjsRate>> | { skipped: string };
 }
 
@@ -83,27 +114,29 @@ function tfjsPlan(mode: Mode, c: Case, quick: boolean): { runs: number } | { ski
 
 export async function throughput(opts: { quick: boolean; threads: number; tfjs: boolean; log: (s: string) => void }) {
   const { quick, threads, log } = opts;
-  const train = cases('train', quick), evals = cases('eval', quick);
-  log(`torch peer: ${train.length} train + ${evals.length} eval cases`);
-  const peer = torchPeer({ threads, train, eval: evals });
   const cuda = cudaAvailable();
+  const server = await TorchServer.start(threads);
+  const peer = server instanceof TorchServer ? server : undefined;
   const results: ThroughputResult[] = [];
-  for (const [mode, list] of [['train', train], ['eval', evals]] as const) {
-    for (const [i, c] of list.entries()) {
-      log(`native ${mode} ${caseLabel(c)}`);
-      const r: ThroughputResult = { mode, case: c, native: await nativeRate(c, mode) };
-      if (cuda) r.cuda = await nativeRate(c, mode, 'cuda');
-      if (peer.ok) r.torch = peer.out[mode][i];
-      if (opts.tfjs) {
-        const plan = tfjsPlan(mode, c, quick);
-        if ('skipped' in plan) r.tfjs = plan;
-        else {
-          log(`tfjs ${mode} ${caseLabel(c)} (slow)`);
-          r.tfjs = await tfjsRate(c, mode, plan.runs);
+  try {
+    for (const mode of ['train', 'eval'] as const) {
+      for (const c of cases(mode, quick)) {
+        log(`native ${peer ? '+ torch ' : ''}${mode} ${caseLabel(c)}`);
+        const r: ThroughputResult = { mode, case: c, ...(await sideBySide(c, mode, peer)) };
+        if (cuda) r.cuda = await nativeRate(c, mode, 'cuda');
+        if (opts.tfjs) {
+          const plan = tfjsPlan(mode, c, quick);
+          if ('skipped' in plan) r.tfjs = plan;
+          else {
+            log(`tfjs ${mode} ${caseLabel(c)} (slow)`);
+            r.tfjs = await tfjsRate(c, mode, plan.runs);
+          }
         }
+        results.push(r);
       }
-      results.push(r);
     }
+  } finally {
+    peer?.close();
   }
-  return { results, torch: peer.ok ? { version: peer.out.torch, threads: peer.out.threads } : { unavailable: peer.why } };
+  return { results, torch: peer ? peer.info : (server as { unavailable: string }) };
 }

@@ -2,7 +2,8 @@
  * Where one train step's time goes. native/ has no op-level instrumentation, so libtorch's op costs
  * come from the PyTorch profiler on the same network and step (bench/torch_peer.py, same libtorch):
  * a proxy for native. The native data-gather cost is measured directly: the same epoch with and without
- * random crop + flip (which adds a per-sample gather on the batch).
+ * random crop + flip (which adds a per-sample gather on the batch). It also times torch's train step
+ * in channels-last layout (oneDNN's preferred one), headroom that native leaves unused on CPU.
  */
 import { torchPeer } from './common.js';
 import { ARCH, CLASSES, nativeRate } from './native-vs-peers.js';
@@ -10,14 +11,20 @@ import { ARCH, CLASSES, nativeRate } from './native-vs-peers.js';
 export async function profileStep(opts: { quick: boolean; threads: number; log: (s: string) => void }) {
   const c = { arch: ARCH, channels: 3, size: 32, batch: 128, steps: 4, warmup: 1, reps: opts.quick ? 3 : 7, classes: CLASSES };
   opts.log('profile: torch profiler on one step (proxy for libtorch op costs)');
-  const peer = torchPeer({ threads: opts.threads, profile: c });
+  const b8 = { ...c, batch: 8, steps: 48 };
+  const layouts = [c, { ...c, channels_last: true }, b8, { ...b8, channels_last: true }];
+  const peer = torchPeer({ threads: opts.threads, profile: c, train: layouts });
   opts.log('profile: native epoch with and without crop + flip');
   const plain = await nativeRate(c, 'train');
+  const plainB8 = await nativeRate(b8, 'train');
   const augmented = await nativeRate(c, 'train', 'cpu', { cropPadding: 4, hflip: true });
   const stepMs = (rate: number) => (1000 * c.batch) / rate;
   return {
     case: c,
     torch: peer.ok ? peer.out.profile : { unavailable: peer.why },
+    channelsLast: peer.ok
+      ? [0, 2].map((i) => ({ case: layouts[i], native: i ? plainB8.median : plain.median, torch: peer.out.train[i].median, torchChannelsLast: peer.out.train[i + 1].median }))
+      : [],
     native: {
       stepMs: stepMs(plain.median),
       augmentedStepMs: stepMs(augmented.median),

@@ -5,10 +5,11 @@ option-A shortcuts: strided subsample + zero channel padding, global average poo
 per-step work as Model.trainEpoch (gather a uint8 batch by index, to float /255, per-channel
 normalisation, forward, cross-entropy, backward, torch.optim.SGD momentum 0.9 wd 5e-4).
 
-Reads one JSON request on stdin, writes one JSON object on stdout:
+Batch mode reads one JSON request on stdin, writes one JSON object on stdout (see serve() for --serve):
   {"threads": T, "train": [case...], "eval": [case...], "matmul": {"n": N, "reps": R} | null,
    "profile": case | null}
-  case = {"arch", "channels", "size", "batch", "steps", "warmup", "reps", "classes"}
+  case = {"arch", "channels", "size", "batch", "steps", "warmup", "reps", "classes", "channels_last"?}
+  (channels_last: model and batches in torch.channels_last, oneDNN's preferred layout; not what native does)
 """
 import json
 import statistics
@@ -68,10 +69,14 @@ def setup(case):
     c, s = case["channels"], case["size"]
     images = torch.randint(0, 256, (n, c, s, s), dtype=torch.uint8)
     labels = torch.randint(0, case["classes"], (n,))
-    model = CifarResNet(DEPTHS[case["arch"]], case["classes"], c)
+    model = CifarResNet(DEPTHS[case["arch"]], case["classes"], c).to(memory_format=layout(case))
     mean = torch.full((1, c, 1, 1), 0.5)
     std = torch.full((1, c, 1, 1), 0.25)
     return model, images, labels, mean, std
+
+
+def layout(case):
+    return torch.channels_last if case.get("channels_last") else torch.contiguous_format
 
 
 def batches(case):
@@ -79,8 +84,9 @@ def batches(case):
     return [order[i : i + case["batch"]] for i in range(0, len(order), case["batch"])]
 
 
-def to_input(images, idx, mean, std):
-    return images.index_select(0, idx).float().div_(255).sub_(mean).div_(std)
+def to_input(images, idx, mean, std, memory_format=torch.contiguous_format):
+    x = images.index_select(0, idx).float().div_(255).sub_(mean).div_(std)
+    return x.contiguous(memory_format=memory_format)
 
 
 def timed(run, case):
@@ -95,13 +101,14 @@ def timed(run, case):
     return {**case, "rates": rates, "median": statistics.median(rates)}
 
 
-def train_case(case, profile=False):
+def train_runner(case):
+    """run() trains `steps` batches; also returns what profile_step needs."""
     model, images, labels, mean, std = setup(case)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     model.train()
 
     def step(idx):
-        x = to_input(images, idx, mean, std)
+        x = to_input(images, idx, mean, std, layout(case))
         loss = F.cross_entropy(model(x), labels.index_select(0, idx))
         opt.zero_grad(set_to_none=True)  # what native does: grads dropped, not zeroed
         loss.backward()
@@ -111,21 +118,22 @@ def train_case(case, profile=False):
         for idx in batches(case):
             step(idx)
 
-    if not profile:
-        return timed(run, case)
-    return profile_step(case, model, images, labels, mean, std, opt)
+    return run, (model, images, labels, mean, std, opt)
 
 
-def eval_case(case):
+def eval_runner(case):
     model, images, _, mean, std = setup(case)
     model.eval()
 
     def run():
         with torch.no_grad():
             for idx in batches(case):
-                model(to_input(images, idx, mean, std)).argmax(1)
+                model(to_input(images, idx, mean, std, layout(case))).argmax(1)
 
-    return timed(run, case)
+    return run, None
+
+
+RUNNERS = {"train": train_runner, "eval": eval_runner}
 
 
 CATEGORIES = [  # (category, substrings of aten op names), first match wins; self CPU time
@@ -170,8 +178,8 @@ def profile_step(case, model, images, labels, mean, std, opt):
             pass
         step(idxs[0], False)
     ops = {}
-    for e in prof.key_averages():
-        ops[e.key] = ops.get(e.key, 0) + e.self_cpu_time_total
+    for e in prof.key_averages():  # self times can come out slightly negative for view ops: count them as 0
+        ops[e.key] = ops.get(e.key, 0) + max(0, e.self_cpu_time_total)
     ops_total = sum(ops.values())
     cats = {name: 0.0 for name, _ in CATEGORIES}
     cats["optimizer (sgd)"] = 0.0
@@ -218,20 +226,50 @@ def matmul_peak(n, reps):
     return out
 
 
+def serve():
+    """--serve: one JSON request per stdin line, one JSON reply per stdout line, so the caller can
+    alternate single timed runs with its own (both then see the same machine state):
+      {"op": "hello", "threads": T}                      -> {"torch", "threads"}
+      {"op": "prepare", "id", "mode": "train"|"eval", "case"} builds, runs case["warmup"] runs -> {}
+      {"op": "run", "id"}                                 -> {"seconds": one run of case["steps"] batches}
+      {"op": "close", "id"}                               -> {}"""
+    runs = {}
+    for line in sys.stdin:
+        req = json.loads(line)
+        op, reply = req["op"], {}
+        if op == "hello":
+            torch.set_num_threads(req["threads"])
+            reply = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+        elif op == "prepare":
+            run, _ = RUNNERS[req["mode"]](req["case"])
+            for _ in range(req["case"]["warmup"]):
+                run()
+            runs[req["id"]] = run
+        elif op == "run":
+            t = time.perf_counter()
+            runs[req["id"]]()
+            reply = {"seconds": time.perf_counter() - t}
+        elif op == "close":
+            runs.pop(req["id"], None)
+        print(json.dumps(reply), flush=True)
+
+
 def main():
+    if "--serve" in sys.argv:
+        return serve()
     req = json.load(sys.stdin)
     torch.set_num_threads(req["threads"])
     out = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "python": sys.version.split()[0],
-        "train": [train_case(c) for c in req.get("train", [])],
-        "eval": [eval_case(c) for c in req.get("eval", [])],
+        "train": [timed(train_runner(c)[0], c) for c in req.get("train", [])],
+        "eval": [timed(eval_runner(c)[0], c) for c in req.get("eval", [])],
     }
     if req.get("matmul"):
         out["matmul"] = matmul_peak(req["matmul"]["n"], req["matmul"]["reps"])
     if req.get("profile"):
-        out["profile"] = train_case(req["profile"], profile=True)
+        out["profile"] = profile_step(req["profile"], *train_runner(req["profile"])[1])
     json.dump(out, sys.stdout)
 
 
