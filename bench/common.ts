@@ -62,6 +62,34 @@ export async function timeRuns(c: Pick<Case, 'warmup' | 'reps'>, images: number,
   return { rates, median: median(rates) };
 }
 
+/** Seconds one call of `f` takes. */
+export function wallSeconds(f: () => Promise<unknown>): () => Promise<number> {
+  return async () => {
+    const t = performance.now();
+    await f();
+    return (performance.now() - t) / 1000;
+  };
+}
+
+/**
+ * Runs the timed functions in turn, `warmup` untimed rounds then `reps` timed ones, so that all of
+ * them see the same machine (a shared VM drifts by tens of percent over minutes); the order flips
+ * every round, since the run that comes second measured up to ~4% faster here. Seconds per run, one
+ * array per function.
+ */
+export async function alternate(fns: (() => Promise<number>)[], warmup: number, reps: number): Promise<number[][]> {
+  const out = fns.map(() => [] as number[]);
+  for (let round = 0; round < warmup + reps; round++) {
+    const order = fns.map((_, i) => i);
+    if (round % 2) order.reverse(); // A B, B A, ...: no function always runs first
+    for (const i of order) {
+      const s = await fns[i]();
+      if (round >= warmup) out[i].push(s);
+    }
+  }
+  return out;
+}
+
 /** xorshift32: deterministic pixels and orders without pulling in the library's samplers. */
 export function rng(seed: number): () => number {
   let s = seed >>> 0 || 0x9e3779b9;

@@ -1,7 +1,7 @@
 /**
  * The cost of crossing into native: microseconds per trainEpoch call on a tiny model (resnet8 on 8x8x1,
  * one batch of 2), against the same step in PyTorch eager; and event-loop lag while an epoch trains
- * on libuv's pool, against an idle loop.
+ * off the JS thread, against an idle loop.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';

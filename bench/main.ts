@@ -55,13 +55,22 @@ const log = (s: string) => process.stderr.write(`[bench ${((performance.now() - 
 const build = await loadAddon();
 const threads = args.threads ? Number(args.threads) : availableParallelism();
 setNumThreads(threads);
-const loadBefore = loadavg()[0];
+/** Fraction of the machine's CPU time that was busy over the next `ms` (before our work starts: other processes). */
+async function cpuBusy(ms = 1000): Promise<number> {
+  const sample = () => cpus().reduce((a, c) => ({ idle: a.idle + c.times.idle, total: a.total + Object.values(c.times).reduce((x, y) => x + y, 0) }), { idle: 0, total: 0 });
+  const a = sample();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = sample();
+  return 1 - (b.idle - a.idle) / Math.max(1, b.total - a.total);
+}
+const busyBefore = await cpuBusy();
 const machine = {
   cpu: cpus()[0]?.model, cores: availableParallelism(), memoryGB: totalmem() / 2 ** 30, platform: `${platform()} ${release()}`,
   node: process.version, libtorch: build.torchVersion, libtorchOrigin: build.torchOrigin, threads: getNumThreads(),
-  device: cudaAvailable() ? 'cpu + cuda' : 'cpu', python: PYTHON, loadAverage1mBefore: loadBefore,
+  device: cudaAvailable() ? 'cpu + cuda' : 'cpu', python: PYTHON, cpuBusyBefore: busyBefore, loadAverage1m: loadavg()[0],
 };
-if (loadBefore > 0.5) log(`WARNING: load average ${loadBefore.toFixed(2)} before the run: another process is using the CPU, figures will be low`);
+const busyWarning = busyBefore > 0.25 ? `WARNING: ${(busyBefore * 100).toFixed(0)}% of the CPU was busy with other processes before the run: figures will be low and noisy` : '';
+if (busyWarning) log(busyWarning);
 
 const rows: Row[] = [];
 const notes: string[] = [];
@@ -135,7 +144,9 @@ if (want('profile')) {
   const p = await profileStep({ quick, threads, log });
   out.profile = p;
   const { stepMs, augmentMs } = p.native;
-  row(`crop+flip gather ms/step ${caseLabel(p.case)}`, augmentMs, 'native step ms', stepMs, 'share of a plain step (native, measured)');
+  const [lo, hi] = [Math.min(...p.native.augmentPairsMs), Math.max(...p.native.augmentPairsMs)];
+  row(`crop+flip gather ms/step ${caseLabel(p.case)}`, augmentMs, 'native step ms', stepMs,
+    `native, paired runs ${fmt(lo)} to ${fmt(hi)} ms${lo < 0 && hi > 0 ? ': within noise' : ''}`);
   for (const l of p.channelsLast) {
     row(`train img/s ${caseLabel(l.case)}`, l.native, 'torch channels-last', l.torchChannelsLast,
       `torch NCHW ${fmt(l.torch)} here: channels-last is +${fmt((l.torchChannelsLast / l.torch - 1) * 100)}% for torch; native ignores channelsLast on CPU`);
@@ -158,7 +169,7 @@ if (want('crossing')) {
   row(`µs per step inside one ${c.stepsInCall}-step call`, c.native.perStepInCall, `torch ${c.stepsInCall}-step run`, c.torch.perStepInCall,
     'lower is better: libtorch work + per-op dispatch');
   row('crossing µs per call (call - step)', c.native.perCall - c.native.perStepInCall, '', null,
-    'N-API checks, libuv hand-off, Promise, per-call setup', null);
+    'N-API checks, hand-offs JS -> libuv pool -> executor and back, Promise, per-call setup', null);
   row(`event-loop lag p50 ms (${fmt(c.training.seconds)} s epoch)`, c.training.p50, 'idle loop', c.idle.p50, `beyond the ${c.resolutionMs} ms sampling interval`, null);
   row(`event-loop lag p99 ms (${fmt(c.training.seconds)} s epoch)`, c.training.p99, 'idle loop', c.idle.p99, `max ${fmt(c.training.max)} ms`, null);
 }
@@ -198,7 +209,7 @@ if (missed('train img/s') && rows.some((r) => r.peer === 'torch eager' && r.note
   const dispatch = c ? `; per-op dispatch, the only work native removes, is small: tiny model inside a long call ${fmt(c.native.perStepInCall)} µs/step native vs ${fmt(c.torch.perStepInCall)} torch` : '';
   const cl = p?.channelsLast.map((l) => `+${fmt((l.torchChannelsLast / l.torch - 1) * 100)}% at b${l.case.batch}`).join(', ');
   notes.push(`Why native ~= torch eager on the train step: both run the same libtorch kernels, and ${ops}${dispatch}. ` +
-    `Repeated runs on this shared VM move by 5-10%.${cl ? ` The headroom is the memory layout: channels-last gives torch ${cl}; native accepts channelsLast on CUDA only.` : ''}`);
+    `The spread of adjacent-run pairs is in the 'pairs' notes.${cl ? ` The headroom is the memory layout: channels-last gives torch ${cl}; native accepts channelsLast on CUDA only.` : ''}`);
 }
 if (rows.some((r) => r.peer === 'tfjs cpu' && r.figure.startsWith('eval') && r.note.includes('MISSED'))) {
   notes.push("Why >= 300x tfjs holds for training but not evaluation: tfjs's forward conv is im2col + a blocked JS matmul; " +
@@ -227,15 +238,14 @@ const table = formatTable(
   ],
   rows as unknown as Record<string, unknown>[],
 );
-const loadAfter = loadavg()[0];
 const seconds = (performance.now() - t0) / 1000;
 console.log(`\nbtm-node bench${quick ? ' --quick' : ''}: ${machine.cpu}, ${machine.cores} cores, ${threads} threads, ` +
   `libtorch ${machine.libtorch}, Node ${machine.node}, ${machine.device}; ${seconds.toFixed(0)} s\n`);
 console.log(table);
 if (notes.length) console.log(`\n${notes.map((n) => `- ${n}`).join('\n')}`);
-if (loadBefore > 0.5) console.log(`\n- WARNING: load average was ${loadBefore.toFixed(2)} before the run (other processes on the CPU).`);
+if (busyWarning) console.log(`\n- ${busyWarning}.`);
 
 mkdirSync(`${ROOT}bench/results`, { recursive: true });
 const file = `${ROOT}bench/results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
-writeFileSync(file, `${JSON.stringify({ command: ['npm run bench --', ...process.argv.slice(2)].join(' '), quick, seconds, machine: { ...machine, loadAverage1mAfter: loadAfter }, targets: TARGETS, rows, notes, sections: out }, null, 2)}\n`);
+writeFileSync(file, `${JSON.stringify({ command: ['npm run bench --', ...process.argv.slice(2)].join(' '), quick, seconds, machine, targets: TARGETS, rows, notes, sections: out }, null, 2)}\n`);
 console.log(`\nresults: ${file}`);

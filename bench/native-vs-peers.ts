@@ -4,7 +4,7 @@
  * count) and TensorFlow.js's pure-JS CPU backend (bench/tfjs-resnet.ts, single-threaded JS).
  */
 import { cudaAvailable, Dataset, Model, type Arch, type TrainOptions } from '../src/index.js';
-import { median, randomImages, shuffled, timeRuns, TorchServer, type Case, type Timed } from './common.js';
+import { alternate, median, randomImages, shuffled, timeRuns, TorchServer, wallSeconds, type Case, type Timed } from './common.js';
 
 export const ARCH: Arch = 'resnet20';
 export const CLASSES = 10;
@@ -50,27 +50,19 @@ export async function nativeRate(c: Case, mode: Mode, device: 'cpu' | 'cuda' = '
   return await timeRuns(c, c.batch * c.steps, r.run); // await: the model must outlive the runs
 }
 
-/**
- * Native and PyTorch runs alternated one by one (after each side's warm-up), so that both see the
- * same machine: on a shared VM the speed drifts by tens of percent over minutes. The ratio reported is
- * the median of the per-pair ratios.
- */
+/** Native and PyTorch runs alternated one by one; the ratio reported is the median of the per-pair ratios. */
 async function sideBySide(c: Case, mode: Mode, server: TorchServer | undefined): Promise<{ native: Timed; torch?: Timed; paired?: number[] }> {
   using native = nativeRunner(c, mode);
   const id = `${mode} ${caseLabel(c)}`;
-  await server?.ask({ op: 'prepare', id, mode, case: c });
-  for (let i = 0; i < c.warmup; i++) await native.run();
-  const images = c.batch * c.steps;
-  const ours: number[] = [], theirs: number[] = [];
-  for (let i = 0; i < c.reps; i++) {
-    const t = performance.now();
-    await native.run();
-    ours.push(images / ((performance.now() - t) / 1000));
-    if (server) theirs.push(images / (await server.ask({ op: 'run', id })).seconds);
+  const fns = [wallSeconds(native.run)];
+  if (server) {
+    await server.ask({ op: 'prepare', id, mode, case: { ...c, warmup: 0 } });
+    fns.push(async () => (await server.ask({ op: 'run', id })).seconds);
   }
+  const [ours, theirs] = (await alternate(fns, c.warmup, c.reps)).map((secs) => secs.map((s) => (c.batch * c.steps) / s));
   await server?.ask({ op: 'close', id });
-  const paired = server && ours.map((x, i) => x / theirs[i]); // native/torch of each adjacent pair of runs
-  return { native: { rates: ours, median: median(ours) }, torch: server && { rates: theirs, median: median(theirs) }, paired };
+  const timed = (rates: number[]): Timed => ({ rates, median: median(rates) });
+  return { native: timed(ours), torch: theirs && timed(theirs), paired: theirs && ours.map((x, i) => x / theirs[i]) };
 }
 
 /** tfjs images/s: a few single-batch runs (a batch-8 train step takes ~30 s); the first run is profiled. */

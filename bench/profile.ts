@@ -2,11 +2,12 @@
  * Where one train step's time goes. native/ has no op-level instrumentation, so libtorch's op costs
  * come from the PyTorch profiler on the same network and step (bench/torch_peer.py, same libtorch):
  * a proxy for native. The native data-gather cost is measured directly: the same epoch with and without
- * random crop + flip (which adds a per-sample gather on the batch). It also times torch's train step
- * in channels-last layout (oneDNN's preferred one), headroom that native leaves unused on CPU.
+ * random crop + flip (which adds a per-sample gather on the batch), runs alternated and differenced in
+ * pairs. It also times torch's train step in channels-last layout (oneDNN's preferred one): headroom
+ * that native leaves unused on CPU.
  */
-import { torchPeer } from './common.js';
-import { ARCH, CLASSES, nativeRate } from './native-vs-peers.js';
+import { alternate, median, torchPeer, wallSeconds } from './common.js';
+import { ARCH, CLASSES, nativeRate, nativeRunner } from './native-vs-peers.js';
 
 export async function profileStep(opts: { quick: boolean; threads: number; log: (s: string) => void }) {
   const c = { arch: ARCH, channels: 3, size: 32, batch: 128, steps: 4, warmup: 1, reps: opts.quick ? 3 : 7, classes: CLASSES };
@@ -15,20 +16,19 @@ export async function profileStep(opts: { quick: boolean; threads: number; log: 
   const layouts = [c, { ...c, channels_last: true }, b8, { ...b8, channels_last: true }];
   const peer = torchPeer({ threads: opts.threads, profile: c, train: layouts });
   opts.log('profile: native epoch with and without crop + flip');
-  const plain = await nativeRate(c, 'train');
   const plainB8 = await nativeRate(b8, 'train');
-  const augmented = await nativeRate(c, 'train', 'cpu', { cropPadding: 4, hflip: true });
-  const stepMs = (rate: number) => (1000 * c.batch) / rate;
+  using plainRun = nativeRunner(c, 'train');
+  using augRun = nativeRunner(c, 'train', 'cpu', { cropPadding: 4, hflip: true });
+  const [plainS, augS] = await alternate([wallSeconds(plainRun.run), wallSeconds(augRun.run)], c.warmup, c.reps);
+  const plain = { median: (c.batch * c.steps) / median(plainS) };
+  const stepMs = median(plainS.map((s) => (1000 * s) / c.steps));
+  const augmentPairsMs = augS.map((s, i) => (1000 * (s - plainS[i])) / c.steps); // paired: robust to drift
   return {
     case: c,
     torch: peer.ok ? peer.out.profile : { unavailable: peer.why },
     channelsLast: peer.ok
       ? [0, 2].map((i) => ({ case: layouts[i], native: i ? plainB8.median : plain.median, torch: peer.out.train[i].median, torchChannelsLast: peer.out.train[i + 1].median }))
       : [],
-    native: {
-      stepMs: stepMs(plain.median),
-      augmentedStepMs: stepMs(augmented.median),
-      augmentMs: stepMs(augmented.median) - stepMs(plain.median),
-    },
+    native: { stepMs, augmentMs: median(augmentPairsMs), augmentPairsMs },
   };
 }
