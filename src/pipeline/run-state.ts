@@ -8,22 +8,19 @@ import { writeJsonAtomic } from '../atomic-file.js';
 import type { Config } from '../config.js';
 import type { Summary } from '../metrics.js';
 
+/** The Summary fields a result row carries as they are. */
+type SummaryFields = Pick<Summary,
+  'accuracy' | 'arithmeticMean' | 'geometricMean' | 'harmonicMean' | 'lowestRecall' | 'lowestClass' | 'zeroRecallClasses' | 'perClassRecall'>;
+
 /** One evaluation on the test set: after a stage, after each BTM fine-tune, after the merge. */
-export interface ResultRow {
+export interface ResultRow extends SummaryFields {
   step: string;
   stage: string;
   label: string;
-  accuracy: number;
-  arithmeticMean: number;
-  geometricMean: number;
-  harmonicMean: number;
-  lowestRecall: number;
-  lowestClass: number;
-  zeroRecallClasses: number;
+  /** Mean recall of the many / medium / few groups (null for an empty group). */
   many: number | null;
   medium: number | null;
   few: number | null;
-  perClassRecall: number[];
   /** Training time of the step, seconds. */
   trainSeconds: number;
 }
