@@ -88,6 +88,7 @@ Napi::Value ComputeLoss(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData(data);
+  data->completions = Completions::create(env);
   init_model(env, exports, data);
   init_dataset(env, exports, data);
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable, "cudaAvailable"));

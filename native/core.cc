@@ -1,5 +1,7 @@
 #include "core.h"
 
+#include "executor.h"
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
@@ -302,6 +304,7 @@ TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& i
   losses.reserve(steps);
   accs.reserve(steps);
   for (int64_t s = 0; s < steps; ++s) {
+    if (exiting()) throw std::runtime_error("the process is exiting");
     const int64_t start = s * bs, len = std::min(bs, n - start);
     const auto b_idx = idx.narrow(0, start, len);
     auto x_u8 = data.images.index_select(0, b_idx);
@@ -369,6 +372,7 @@ EvalResult ModelCore::evaluate(const DataCore& data, const std::vector<int64_t>*
   net->train(cfg.bn_train);
   std::vector<torch::Tensor> preds, logits, feats;
   for (int64_t start = 0; start < n; start += cfg.batch_size) {
+    if (exiting()) throw std::runtime_error("the process is exiting");
     const int64_t len = std::min(cfg.batch_size, n - start);
     const auto x = to_input(data.images.index_select(0, idx.narrow(0, start, len)), cfg.normalize, device, cl);
     torch::Tensor f;

@@ -1,5 +1,5 @@
 // Model: a ResNet on a device with its SGD optimizer. Long work (trainEpoch, evaluate) returns a
-// Promise and runs on libuv's pool; one call at a time per model.
+// Promise and runs on the device's executor thread; one call at a time per model.
 #include <cstring>
 #include <unordered_map>
 
@@ -341,21 +341,32 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return d;
   }
 
+  // Starts long work on the model's device executor; the model is busy until its Promise settles.
   template <typename Result>
-  Napi::Value run_async(Napi::Env env, const std::string& where, std::function<Result()> work,
-                        std::function<Napi::Value(Napi::Env, Result&)> to_js) {
+  Napi::Value start(Napi::Env env, const std::string& where, std::function<Result()> work,
+                    std::function<Napi::Value(Napi::Env, Result&)> to_js) {
     auto core = core_;
     core->busy = true;
-    auto* w = new PromiseWorker<Result>(env, where, std::move(work), std::move(to_js), [core] { core->busy = false; });
-    auto promise = w->Promise();
-    w->Queue();
-    return promise;
+    return run_async<Result>(env, core->device, where, std::move(work), std::move(to_js), [core] { core->busy = false; });
+  }
+
+  // The model's long calls: a disposed model throws, a busy one gives a rejected Promise (the caller
+  // awaits the call anyway), checked before the arguments.
+  ModelCore* live(const Napi::Env& env, const char* method) {
+    if (!core_) throw Napi::Error::New(env, std::string("Model.") + method + ": model has been disposed");
+    return core_->busy ? nullptr : core_.get();
+  }
+  static Napi::Value busy_rejection(const Napi::Env& env, const char* method) {
+    return rejected(env, std::string("Model.") + method +
+                             ": model is busy (a trainEpoch/evaluate call on it is still running; await it first)");
   }
 
   // trainEpoch(dataset, indices: Int32Array, options) -> Promise<{losses, accs, steps, samples}>
   Napi::Value TrainEpoch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    auto& m = idle(env, "trainEpoch");
+    auto* mp = live(env, "trainEpoch");
+    if (!mp) return busy_rejection(env, "trainEpoch");
+    auto& m = *mp;
     const std::string where = "Model.trainEpoch";
     auto data = dataset_for(m, info[0], where + ": dataset");
     auto idx = args::indices(info[1], where + ": indices", data->n);
@@ -384,7 +395,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     cfg.bn_train = args::choice(o, what, "bnMode", std::string("train"), {"train", "eval"}) == "train";
     if (cfg.bn_train) check_batches(env, what, n, cfg.batch_size, cfg.drop_last);
     auto core = core_;
-    return run_async<TrainResult>(
+    return start<TrainResult>(
         env, where, [core, data, idx = std::move(idx), cfg] { return core->train(*data, idx, cfg); },
         [](Napi::Env env, TrainResult& r) -> Napi::Value {
           auto out = Napi::Object::New(env);
@@ -399,7 +410,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // evaluate(dataset, indices: Int32Array | null, options) -> Promise<{preds, logits?, features?}>
   Napi::Value Evaluate(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    auto& m = idle(env, "evaluate");
+    auto* mp = live(env, "evaluate");
+    if (!mp) return busy_rejection(env, "evaluate");
+    auto& m = *mp;
     const std::string where = "Model.evaluate";
     auto data = dataset_for(m, info[0], where + ": dataset");
     std::optional<std::vector<int64_t>> idx;
@@ -415,7 +428,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     cfg.bn_train = args::choice(o, what, "bnMode", std::string("eval"), {"eval", "train"}) == "train";
     if (cfg.bn_train) check_batches(env, what, idx ? int64_t(idx->size()) : data->n, cfg.batch_size, false);
     auto core = core_;
-    return run_async<EvalResult>(
+    return start<EvalResult>(
         env, where,
         [core, data, idx = std::move(idx), cfg] { return core->evaluate(*data, idx ? &*idx : nullptr, cfg); },
         [cfg](Napi::Env env, EvalResult& r) -> Napi::Value {
