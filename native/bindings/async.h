@@ -1,5 +1,4 @@
-// Shared pieces of the N-API layer: per-addon state, handle unwrapping, libtorch-exception
-// translation and Promise-returning long work run on the device's executor thread.
+// Long work returning a Promise, run on the device's executor thread (runtime/executor.h).
 #pragma once
 
 #include <napi.h>
@@ -10,24 +9,7 @@
 #include <mutex>
 #include <string>
 
-#include "core.h"
-#include "executor.h"
-
 namespace btm {
-
-// Runs `fn` and rethrows any C++/libtorch exception as a JS Error carrying libtorch's message.
-template <typename F>
-auto guarded(const Napi::Env& env, const std::string& where, F&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const c10::Error& e) {
-    throw Napi::Error::New(env, where + ": " + e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, where + ": " + e.what());
-  }
-}
 
 // Long work returning a Promise. The work runs on the device's Executor thread; its result comes
 // back to this environment's JS thread through one thread-safe function per environment, which
@@ -61,12 +43,6 @@ class Completions : public std::enable_shared_from_this<Completions> {
   bool closed_ = false;
   napi_threadsafe_function tsfn_ = nullptr;
   size_t pending_ = 0;  // JS thread only: the tsfn keeps the event loop alive while > 0
-};
-
-struct AddonData {
-  Napi::FunctionReference model_ctor;
-  Napi::FunctionReference dataset_ctor;
-  std::shared_ptr<Completions> completions;
 };
 
 // Work resolving a Promise: `work` runs on the executor and must not touch N-API; `to_js` builds the
@@ -124,40 +100,11 @@ class PromiseJob : public Completions::Job {
   bool failed_ = false;
 };
 
-// Starts `work` on `device`'s executor and returns its Promise.
-template <typename Result>
-Napi::Promise run_async(Napi::Env env, const torch::Device& device, std::string where, std::function<Result()> work,
-                        std::function<Napi::Value(Napi::Env, Result&)> to_js, std::function<void()> done) {
-  auto job = std::make_unique<PromiseJob<Result>>(env, std::move(where), std::move(work), std::move(to_js), std::move(done));
-  auto promise = job->promise();
-  env.GetInstanceData<AddonData>()->completions->start(env, device, std::move(job));
-  return promise;
-}
-
 // A Promise already rejected with Error(message).
 inline Napi::Promise rejected(Napi::Env env, const std::string& message) {
   auto d = Napi::Promise::Deferred::New(env);
   d.Reject(Napi::Error::New(env, message).Value());
   return d.Promise();
 }
-
-template <typename T, typename NapiArray>
-NapiArray copy_to_js(Napi::Env env, const std::vector<T>& v) {
-  auto a = NapiArray::New(env, v.size());
-  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(T));
-  return a;
-}
-
-// Reads `<what>.device` ('cpu' when absent): TypeError for a non-string, RangeError for a bad or
-// unavailable device.
-torch::Device device_arg(const Napi::Object& o, const std::string& what);
-
-// Dataset handles.
-void init_dataset(Napi::Env env, Napi::Object exports, AddonData* data);
-// Returns the live DataCore behind a JS Dataset, or throws TypeError naming `what`.
-std::shared_ptr<DataCore> unwrap_dataset(const Napi::Value& v, const std::string& what);
-
-// Model handles.
-void init_model(Napi::Env env, Napi::Object exports, AddonData* data);
 
 }  // namespace btm

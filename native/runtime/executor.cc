@@ -1,4 +1,4 @@
-#include "executor.h"
+#include "runtime/executor.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -6,7 +6,7 @@
 #include <thread>
 #include <vector>
 
-#include "core.h"
+#include "runtime/threads.h"
 
 namespace btm {
 

@@ -1,4 +1,6 @@
-#include "binding.h"
+#include "bindings/async.h"
+
+#include "runtime/executor.h"
 
 namespace btm {
 
