@@ -69,6 +69,35 @@ export interface NativeBuildInfo {
   parallelInfo: string;
 }
 
+/** A native default and its bounds (defaults.h). */
+export interface NativeRange {
+  default?: number;
+  min: number;
+  max: number;
+}
+
+/** The native defaults and bounds, from `_defaults()` (test only). */
+export interface NativeDefaults {
+  momentum: NativeRange;
+  weightDecay: NativeRange;
+  nesterov: boolean;
+  lr: NativeRange;
+  trainBatchSize: NativeRange;
+  evalBatchSize: NativeRange;
+  mixupAlpha: NativeRange;
+  gmlPower: NativeRange;
+  logitOffset: NativeRange;
+  labelSmoothing: NativeRange;
+  cropPadding: NativeRange;
+  seed: NativeRange;
+  threads: NativeRange;
+  numClasses: NativeRange;
+  inChannels: NativeRange;
+  imageSize: NativeRange;
+  lossScale: number;
+  lossScaleGrowthInterval: number;
+}
+
 export interface NativeAddon {
   Model: new (options: object) => NativeModel;
   Dataset: new (images: Uint8Array, labels: Int32Array, shape: object) => NativeDataset;
@@ -78,7 +107,10 @@ export interface NativeAddon {
   getNumThreads(): number;
   archNames(): string[];
   buildInfo(): NativeBuildInfo;
-  computeLoss(options: object): number;
+  /** Test only: the training loss on given logits. */
+  _computeLoss(options: object): number;
+  /** Test only: the native defaults and bounds. */
+  _defaults(): NativeDefaults;
 }
 
 const BUILD_HINT = [

@@ -37,7 +37,7 @@ function referenceLoss(c: LossCase): number {
 }
 
 function nativeLoss(c: LossCase): number {
-  return native().computeLoss({
+  return native()._computeLoss({
     ...c,
     logits: Float32Array.from(c.logits),
     labelsA: Int32Array.from(c.labelsA),
@@ -125,12 +125,12 @@ describe('GML loss', () => {
   it.each([1, 2])('equals the reference (p = %d), classes absent from the batch skipped', (power) => {
     // labels use classes 0, 1, 2 only: class 3 is absent and must not count
     const labels = [0, 1, 2, 0, 2];
-    const got = native().computeLoss({ logits: Float32Array.from(logits), numClasses: 4, labelsA: Int32Array.from(labels), logitOffsets: offsets, loss: 'gml', gmlPower: power });
+    const got = native()._computeLoss({ logits: Float32Array.from(logits), numClasses: 4, labelsA: Int32Array.from(labels), logitOffsets: offsets, loss: 'gml', gmlPower: power });
     expect(got).toBeCloseTo(referenceGml(logits, 4, labels, counts, power), 5);
   });
   it('differs from per-sample cross-entropy (it averages per class first)', () => {
     const labels = [0, 0, 0, 0, 3];
-    const gml = native().computeLoss({ logits: Float32Array.from(logits), numClasses: 4, labelsA: Int32Array.from(labels), logitOffsets: offsets, loss: 'gml' });
+    const gml = native()._computeLoss({ logits: Float32Array.from(logits), numClasses: 4, labelsA: Int32Array.from(labels), logitOffsets: offsets, loss: 'gml' });
     const ce = nativeLoss({ logits, numClasses: 4, labelsA: labels, logitOffsets: offsets });
     expect(Math.abs(gml - ce)).toBeGreaterThan(1e-3);
   });

@@ -1,10 +1,17 @@
-// Module entry: handle classes plus a few free functions (devices, threads, build info, the loss).
+// Module entry: handle classes plus a few free functions (devices, threads, build info). Exports
+// whose names start with '_' are for tests only (as sharp marks them): not part of the API.
 #include <torch/version.h>
 
+#include <cmath>
 #include <thread>
 
-#include "args.h"
-#include "binding.h"
+#include "bindings/args.h"
+#include "bindings/binding.h"
+#include "bindings/options/loss_options.h"
+#include "defaults.h"
+#include "runtime/threads.h"
+#include "models/resnet.h"
+#include "train/loss.h"
 
 #ifndef BTM_TORCH_ORIGIN
 #define BTM_TORCH_ORIGIN "unknown"
@@ -25,7 +32,7 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto o = Napi::Object::New(env);
   o.Set("n", info[0]);
-  const int64_t n = args::integer(o, "setNumThreads:", "n", std::nullopt, 1, 1024);
+  const int64_t n = args::integer(o, "setNumThreads:", "n", std::nullopt, 1, defaults::kMaxThreads);
   guarded(env, "setNumThreads", [&] {
     set_threads(static_cast<int>(n));
     return 0;
@@ -52,14 +59,15 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// computeLoss({logits: Float32Array [B*C], numClasses, labelsA: Int32Array, labelsB?, lam?, logitOffsets?,
-// labelSmoothing?, loss?: 'ce'|'gml', gmlPower?}) -> number: the training loss on given logits, for checking against a reference.
+// _computeLoss({logits: Float32Array [B*C], numClasses, labelsA: Int32Array, labelsB?, lam?, logitOffsets?,
+// labelSmoothing?, loss?: 'ce'|'gml', gmlPower?}) -> number: the training loss on given logits, for
+// checking against a reference (test only).
 Napi::Value ComputeLoss(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string what = "computeLoss: options";
   const auto o = args::object(info[0], what, false);
   args::only(o, what, {"logits", "numClasses", "labelsA", "labelsB", "lam", "logitOffsets", "labelSmoothing", "loss", "gmlPower"});
-  const int64_t C = args::integer(o, what, "numClasses", std::nullopt, 1, 1 << 20);
+  const int64_t C = args::integer(o, what, "numClasses", std::nullopt, 1, defaults::kMaxClasses);
   const auto logits = args::floats(o, what, "logits", -1, -1e30, 1e30);
   if (logits.empty() || logits.size() % C != 0)
     args::range_error(env, what + ".logits length " + std::to_string(logits.size()) + " is not a positive multiple of numClasses");
@@ -69,18 +77,49 @@ Napi::Value ComputeLoss(const Napi::CallbackInfo& info) {
   if (static_cast<int64_t>(ya.size()) != B || static_cast<int64_t>(yb.size()) != B)
     args::range_error(env, what + ": labelsA and labelsB need " + std::to_string(B) + " entries");
   const double lam = args::number(o, what, "lam", 1.0, 0, 1);
-  const auto offsets = args::floats(o, what, "logitOffsets", C, -1e4, 1e4);
-  const auto smoothing = args::floats(o, what, "labelSmoothing", C, 0, 1);
-  const bool gml = args::choice(o, what, "loss", std::string("ce"), {"ce", "gml"}) == "gml";
-  const double power = args::number(o, what, "gmlPower", 1.0, 0.1, 10);
+  const auto loss = options::loss_options(o, what, C);
   return guarded(env, "computeLoss", [&] {
     auto z = torch::tensor(logits).view({B, C});
     auto ta = torch::tensor(ya, torch::kLong), tb = torch::tensor(yb, torch::kLong);
-    auto off = offsets.empty() ? torch::Tensor() : torch::tensor(offsets);
-    auto eps = smoothing.empty() ? torch::Tensor() : torch::tensor(smoothing);
-    const auto loss = gml ? gml_loss(z, ta, off, power) : soft_target_loss(z, ta, tb, lam, off, eps);
-    return Napi::Number::New(env, loss.item<double>());
+    auto off = loss.logit_offsets.empty() ? torch::Tensor() : torch::tensor(loss.logit_offsets);
+    auto eps = loss.label_smoothing.empty() ? torch::Tensor() : torch::tensor(loss.label_smoothing);
+    return Napi::Number::New(env, training_loss(loss, z, ta, tb, lam, off, eps).item<double>());
   });
+}
+
+// _defaults() -> the native defaults and bounds (defaults.h), for the test that checks src/config.ts
+// agrees with them (test only).
+Napi::Value Defaults(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  namespace d = defaults;
+  auto range = [&](double def, double min, double max) {
+    auto r = Napi::Object::New(env);
+    if (!std::isnan(def)) r.Set("default", def);
+    r.Set("min", min);
+    r.Set("max", max);
+    return r;
+  };
+  const double none = std::nan("");
+  auto o = Napi::Object::New(env);
+  o.Set("momentum", range(d::kMomentum, 0, d::kMaxMomentum));
+  o.Set("weightDecay", range(d::kWeightDecay, 0, d::kMaxWeightDecay));
+  o.Set("nesterov", d::kNesterov);
+  o.Set("lr", range(none, 0, d::kMaxLr));
+  o.Set("trainBatchSize", range(double(d::kTrainBatch), 1, double(d::kMaxBatch)));
+  o.Set("evalBatchSize", range(double(d::kEvalBatch), 1, double(d::kMaxBatch)));
+  o.Set("mixupAlpha", range(0, 0, d::kMaxMixupAlpha));
+  o.Set("gmlPower", range(d::kGmlPower, d::kMinGmlPower, d::kMaxGmlPower));
+  o.Set("logitOffset", range(0, -d::kMaxLogitOffset, d::kMaxLogitOffset));
+  o.Set("labelSmoothing", range(0, 0, d::kMaxLabelSmoothing));
+  o.Set("cropPadding", range(0, 0, double(d::kMaxImageSize)));
+  o.Set("seed", range(0, 0, d::kMaxSeed));
+  o.Set("threads", range(none, 1, double(d::kMaxThreads)));
+  o.Set("numClasses", range(none, 1, double(d::kMaxClasses)));
+  o.Set("inChannels", range(double(d::kInChannels), 1, double(d::kMaxInChannels)));
+  o.Set("imageSize", range(0, 0, double(d::kMaxImageSize)));
+  o.Set("lossScale", d::kLossScale);
+  o.Set("lossScaleGrowthInterval", double(d::kLossScaleGrowthInterval));
+  return o;
 }
 
 }  // namespace
@@ -88,6 +127,7 @@ Napi::Value ComputeLoss(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData(data);
+  data->completions = Completions::create(env);
   init_model(env, exports, data);
   init_dataset(env, exports, data);
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable, "cudaAvailable"));
@@ -96,7 +136,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("archNames", Napi::Function::New(env, ArchNames, "archNames"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
-  exports.Set("computeLoss", Napi::Function::New(env, ComputeLoss, "computeLoss"));
+  exports.Set("_computeLoss", Napi::Function::New(env, ComputeLoss, "_computeLoss"));
+  exports.Set("_defaults", Napi::Function::New(env, Defaults, "_defaults"));
   return exports;
 }
 

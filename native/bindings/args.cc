@@ -1,4 +1,4 @@
-#include "args.h"
+#include "bindings/args.h"
 
 #include <cmath>
 #include <sstream>

@@ -1,4 +1,4 @@
-#include "resnet.h"
+#include "models/resnet.h"
 
 namespace btm {
 namespace nn = torch::nn;

@@ -1,8 +1,9 @@
 // Dataset: uint8 NCHW images and int labels uploaded once to a device.
 #include <cstring>
 
-#include "args.h"
-#include "binding.h"
+#include "bindings/args.h"
+#include "bindings/binding.h"
+#include "bindings/options/common.h"
 
 namespace btm {
 
@@ -57,7 +58,7 @@ class DatasetWrap : public Napi::ObjectWrap<DatasetWrap> {
         args::range_error(env, what + ": labels[" + std::to_string(i) + "] = " + std::to_string(lab[i]) + " is negative");
       max_label = std::max(max_label, lab[i]);
     }
-    const torch::Device device = device_arg(opts, what);
+    const torch::Device device = options::device(opts, what);
     core_ = guarded(env, what, [&] {
       auto d = std::make_shared<DataCore>();
       d->n = n, d->c = c, d->h = h, d->w = w, d->max_label = max_label, d->device = device;

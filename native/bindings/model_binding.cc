@@ -1,0 +1,264 @@
+// Model: the JS surface of a ResNet on a device with its SGD optimizer. Option parsing lives in
+// bindings/options, state-dict conversion in state_io, the work in core/model_core. Long work
+// (trainEpoch, evaluate) returns a Promise and runs on the device's executor thread; one call at a
+// time per model.
+#include "bindings/args.h"
+#include "bindings/binding.h"
+#include "bindings/options/common.h"
+#include "bindings/options/eval_options.h"
+#include "bindings/options/model_options.h"
+#include "bindings/options/optimizer_options.h"
+#include "bindings/options/perf_options.h"
+#include "bindings/options/train_options.h"
+#include "core/model_core.h"
+#include "state_io.h"
+
+namespace btm {
+
+namespace {
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Model",
+                       {InstanceMethod<&ModelWrap::StateDict>("stateDict"),
+                        InstanceMethod<&ModelWrap::LoadStateDict>("loadStateDict"),
+                        InstanceMethod<&ModelWrap::Gradients>("gradients"),
+                        InstanceMethod<&ModelWrap::OptimizerState>("optimizerState"),
+                        InstanceMethod<&ModelWrap::LoadOptimizerState>("loadOptimizerState"),
+                        InstanceMethod<&ModelWrap::ManualSeed>("manualSeed"),
+                        InstanceMethod<&ModelWrap::SetOptimizer>("setOptimizer"),
+                        InstanceMethod<&ModelWrap::SetPerformance>("setPerformance"),
+                        InstanceMethod<&ModelWrap::TrainEpoch>("trainEpoch"),
+                        InstanceMethod<&ModelWrap::Evaluate>("evaluate"),
+                        InstanceMethod<&ModelWrap::Dispose>("dispose"),
+                        InstanceAccessor<&ModelWrap::Disposed>("disposed"),
+                        InstanceAccessor<&ModelWrap::Busy>("busy"),
+                        InstanceAccessor<&ModelWrap::Info>("info")});
+  }
+
+  // new Model({arch, numClasses, inChannels, imageSize?, device?, seed?})
+  explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+    Napi::Env env = info.Env();
+    const auto o = options::model_options(info[0], "Model: options");
+    core_ = guarded(env, "Model", [&] {
+      return std::make_shared<ModelCore>(o.spec, o.num_classes, o.in_channels, o.image_size, o.device, o.seed);
+    });
+  }
+
+ private:
+  // The live model, or a clear error when disposed or in use by a running call.
+  ModelCore& idle(const Napi::Env& env, const char* method) {
+    if (!core_) throw Napi::Error::New(env, std::string("Model.") + method + ": model has been disposed");
+    if (core_->busy)
+      throw Napi::Error::New(env, std::string("Model.") + method +
+                                      ": model is busy (a trainEpoch/evaluate call on it is still running; await it first)");
+    return *core_;
+  }
+
+  Napi::Value StateDict(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto& m = idle(env, "stateDict");
+    return guarded(env, "Model.stateDict", [&] {
+      return entries_to_js(env, m.export_state());
+    });
+  }
+
+  Napi::Value Gradients(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto& m = idle(env, "gradients");
+    return guarded(env, "Model.gradients", [&] {
+      std::vector<std::pair<std::string, torch::Tensor>> grads;
+      for (const auto& s : m.slots)
+        if (s.param.grad().defined()) grads.emplace_back(s.name, s.param.grad());
+      return entries_to_js(env, grads);
+    });
+  }
+
+  // Strict: every name present, no extra names, same shape and dtype; all differences listed.
+  Napi::Value LoadStateDict(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto& m = idle(env, "loadStateDict");
+    load_strict(info[0], "Model.loadStateDict", "does not match " + m.spec.name, m.state());
+    m.drop_lws();
+    return env.Undefined();
+  }
+
+  // Momentum buffers, named "<param>.momentum_buffer", for resuming training exactly.
+  Napi::Value OptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto& m = idle(env, "optimizerState");
+    return guarded(env, "Model.optimizerState", [&] { return entries_to_js(env, m.optimizer_state()); });
+  }
+
+  // Loads momentum buffers for the parameters the current optimizer trains (strict names/shapes).
+  Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto& m = idle(env, "loadOptimizerState");
+    std::vector<std::pair<std::string, torch::Tensor>> targets;
+    for (auto& s : m.slots) {
+      if (!s.momentum.defined()) s.momentum = torch::zeros_like(s.param);
+      targets.emplace_back(s.name + ".momentum_buffer", s.momentum);
+    }
+    load_strict(info[0], "Model.loadOptimizerState", "does not match the trained parameters", targets);
+    return env.Undefined();
+  }
+
+  // manualSeed(seed): restarts the model's random stream (crops, flips, mixup).
+  Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto& m = idle(env, "manualSeed");
+    auto o = Napi::Object::New(env);
+    o.Set("seed", info[0]);
+    m.reseed(options::seed(o, "Model.manualSeed:"));
+    return env.Undefined();
+  }
+
+  // setOptimizer({momentum, weightDecay, nesterov, trainable}) – resets momentum buffers.
+  Napi::Value SetOptimizer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto& m = idle(env, "setOptimizer");
+    const auto cfg = options::optimizer_options(info[0], "Model.setOptimizer: options");
+    guarded(env, "Model.setOptimizer", [&] {
+      m.set_optimizer(cfg);
+      return 0;
+    });
+    return env.Undefined();
+  }
+
+  // setPerformance({amp: 'none'|'bf16'|'fp16', channelsLast, cudnnBenchmark}) – CUDA only; no-ops on CPU.
+  Napi::Value SetPerformance(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto& m = idle(env, "setPerformance");
+    const auto cfg = options::perf_options(info[0], "Model.setPerformance: options");
+    guarded(env, "Model.setPerformance", [&] {
+      m.set_perf(cfg);
+      return 0;
+    });
+    return env.Undefined();
+  }
+
+  // Checks shared by trainEpoch and evaluate: the dataset fits this model.
+  std::shared_ptr<DataCore> dataset_for(const ModelCore& m, const Napi::Value& v, const std::string& what) {
+    Napi::Env env = v.Env();
+    auto d = unwrap_dataset(v, what);
+    if (d->device != m.device)
+      throw Napi::Error::New(env, what + " is on " + d->device.str() + " but the model is on " + m.device.str());
+    if (d->c != m.in_channels)
+      args::range_error(env, what + " has " + std::to_string(d->c) + " channel(s), the model expects inChannels = " +
+                                 std::to_string(m.in_channels));
+    if (m.image_size > 0 && (d->h != m.image_size || d->w != m.image_size))
+      args::range_error(env, what + " images are " + std::to_string(d->h) + "x" + std::to_string(d->w) +
+                                 ", the model expects imageSize = " + std::to_string(m.image_size));
+    if (d->max_label >= m.num_classes)
+      args::range_error(env, what + " has label " + std::to_string(d->max_label) + ", out of range for numClasses = " +
+                                 std::to_string(m.num_classes));
+    return d;
+  }
+
+  // Starts long work on the model's device executor; the model is busy until its Promise settles.
+  template <typename Result>
+  Napi::Value start(Napi::Env env, const std::string& where, std::function<Result()> work,
+                    std::function<Napi::Value(Napi::Env, Result&)> to_js) {
+    auto core = core_;
+    core->busy = true;
+    return run_async<Result>(env, core->device, where, std::move(work), std::move(to_js), [core] { core->busy = false; });
+  }
+
+  // The model's long calls: a disposed model throws, a busy one gives a rejected Promise (the caller
+  // awaits the call anyway), checked before the arguments.
+  ModelCore* live(const Napi::Env& env, const char* method) {
+    if (!core_) throw Napi::Error::New(env, std::string("Model.") + method + ": model has been disposed");
+    return core_->busy ? nullptr : core_.get();
+  }
+  static Napi::Value busy_rejection(const Napi::Env& env, const char* method) {
+    return rejected(env, std::string("Model.") + method +
+                             ": model is busy (a trainEpoch/evaluate call on it is still running; await it first)");
+  }
+
+  // trainEpoch(dataset, indices: Int32Array, options) -> Promise<{losses, accs, steps, samples}>
+  Napi::Value TrainEpoch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* mp = live(env, "trainEpoch");
+    if (!mp) return busy_rejection(env, "trainEpoch");
+    auto& m = *mp;
+    const std::string where = "Model.trainEpoch";
+    auto data = dataset_for(m, info[0], where + ": dataset");
+    auto idx = args::indices(info[1], where + ": indices", data->n);
+    const auto cfg = options::train_options(info[2], where + ": options", *data, int64_t(idx.size()), m.num_classes, m.in_channels);
+    auto core = core_;
+    return start<TrainResult>(
+        env, where, [core, data, idx = std::move(idx), cfg] { return core->train(*data, idx, cfg); },
+        [](Napi::Env env, TrainResult& r) -> Napi::Value {
+          auto out = Napi::Object::New(env);
+          out.Set("losses", copy_to_js<float, Napi::Float32Array>(env, r.losses));
+          out.Set("accs", copy_to_js<float, Napi::Float32Array>(env, r.accs));
+          out.Set("steps", double(r.steps));
+          out.Set("samples", double(r.samples));
+          return out;
+        });
+  }
+
+  // evaluate(dataset, indices: Int32Array | null, options) -> Promise<{preds, logits?, features?}>
+  Napi::Value Evaluate(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* mp = live(env, "evaluate");
+    if (!mp) return busy_rejection(env, "evaluate");
+    auto& m = *mp;
+    const std::string where = "Model.evaluate";
+    auto data = dataset_for(m, info[0], where + ": dataset");
+    std::optional<std::vector<int64_t>> idx;
+    if (!info[1].IsUndefined() && !info[1].IsNull()) idx = args::indices(info[1], where + ": indices", data->n);
+    const auto cfg = options::eval_options(info[2], where + ": options", idx ? int64_t(idx->size()) : data->n, m.in_channels);
+    auto core = core_;
+    return start<EvalResult>(
+        env, where,
+        [core, data, idx = std::move(idx), cfg] { return core->evaluate(*data, idx ? &*idx : nullptr, cfg); },
+        [cfg](Napi::Env env, EvalResult& r) -> Napi::Value {
+          auto out = Napi::Object::New(env);
+          out.Set("preds", copy_to_js<int32_t, Napi::Int32Array>(env, r.preds));
+          if (cfg.want_logits) out.Set("logits", copy_to_js<float, Napi::Float32Array>(env, r.logits));
+          if (cfg.want_features) out.Set("features", copy_to_js<float, Napi::Float32Array>(env, r.features));
+          out.Set("numClasses", double(r.num_classes));
+          out.Set("featureDim", double(r.feature_dim));
+          return out;
+        });
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    if (core_ && core_->busy)
+      throw Napi::Error::New(info.Env(), "Model.dispose: model is busy (a trainEpoch/evaluate call on it is still running; await it first)");
+    core_.reset();
+    return info.Env().Undefined();
+  }
+  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !core_); }
+  Napi::Value Busy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), core_ && core_->busy); }
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!core_) throw Napi::Error::New(env, "Model.info: model has been disposed");
+    const auto& m = *core_;
+    auto o = Napi::Object::New(env);
+    o.Set("arch", m.spec.name);
+    o.Set("numClasses", double(m.num_classes));
+    o.Set("inChannels", double(m.in_channels));
+    o.Set("imageSize", double(m.image_size));
+    o.Set("device", m.device.str());
+    o.Set("featureDim", double(m.net->feature_dim));
+    int64_t params = 0;
+    for (const auto& p : m.net->parameters()) params += p.numel();
+    o.Set("numParameters", double(params));
+    return o;
+  }
+
+  std::shared_ptr<ModelCore> core_;
+};
+
+}  // namespace
+
+void init_model(Napi::Env env, Napi::Object exports, AddonData* data) {
+  auto ctor = ModelWrap::Define(env);
+  data->model_ctor = Napi::Persistent(ctor);
+  exports.Set("Model", ctor);
+}
+
+}  // namespace btm

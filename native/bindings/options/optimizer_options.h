@@ -1,0 +1,12 @@
+// Model.setOptimizer({momentum?, weightDecay?, nesterov?, trainable?, lws?})
+#pragma once
+
+#include <napi.h>
+
+#include "core/config.h"
+
+namespace btm::options {
+
+OptimizerConfig optimizer_options(const Napi::Value& v, const std::string& what);
+
+}  // namespace btm::options

@@ -1,0 +1,12 @@
+// Model.setPerformance({amp?: 'none'|'bf16'|'fp16', channelsLast?, cudnnBenchmark?})
+#pragma once
+
+#include <napi.h>
+
+#include "core/config.h"
+
+namespace btm::options {
+
+PerfConfig perf_options(const Napi::Value& v, const std::string& what);
+
+}  // namespace btm::options

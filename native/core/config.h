@@ -1,0 +1,72 @@
+// The options of the native calls as plain C++ structs (no N-API): each is filled by its parser in
+// bindings/options and read by the code that does the work. Defaults come from defaults.h.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "defaults.h"
+
+namespace btm {
+
+enum class Trainable { All, Classifier, Backbone };
+enum class Amp { None, BF16, FP16 };
+enum class LossKind { SoftTargetCE, GML };
+
+struct OptimizerConfig {
+  double momentum = defaults::kMomentum;
+  double weight_decay = defaults::kWeightDecay;
+  bool nesterov = defaults::kNesterov;
+  Trainable trainable = Trainable::All;
+  bool lws = false;  // learnable per-class logit scale (MiSLAS LWS), trained with the chosen parameters
+};
+
+struct PerfConfig {
+  Amp amp = Amp::None;         // CUDA only
+  bool channels_last = false;  // CPU and CUDA
+  bool cudnn_benchmark = false;  // CUDA only
+};
+
+struct Normalize {
+  std::vector<float> mean, std;  // per channel, on the [0,1] scale; empty = no normalisation
+};
+
+struct LossConfig {
+  LossKind kind = LossKind::SoftTargetCE;
+  std::vector<float> logit_offsets;    // [C] added to the logits in the loss only; empty = none
+  std::vector<float> label_smoothing;  // [C] eps_y per class; empty = none (soft-target CE only)
+  double gml_power = defaults::kGmlPower;
+};
+
+struct TrainConfig {
+  int64_t batch_size = defaults::kTrainBatch;
+  bool drop_last = false;
+  std::vector<float> lrs;  // one per step
+  int64_t crop_padding = 0;
+  bool hflip = false;
+  Normalize normalize;
+  double mixup_alpha = 0.0;
+  LossConfig loss;
+  bool bn_train = true;  // BatchNorm in train mode (statistics update) or eval mode
+};
+
+struct EvalConfig {
+  int64_t batch_size = defaults::kEvalBatch;
+  Normalize normalize;
+  bool want_logits = false, want_features = false;
+  bool bn_train = false;  // a train-mode forward (no gradients) updates BatchNorm statistics
+};
+
+struct TrainResult {
+  std::vector<float> losses, accs;
+  int64_t steps = 0, samples = 0;
+};
+
+struct EvalResult {
+  std::vector<int32_t> preds;
+  std::vector<float> logits, features;
+  int64_t num_classes = 0, feature_dim = 0;
+};
+
+}  // namespace btm

@@ -1,0 +1,228 @@
+#include "core/model_core.h"
+
+#include <algorithm>
+#include <mutex>
+
+#include "compat.h"
+#include "runtime/executor.h"
+#include "train/batch.h"
+#include "train/loss.h"
+
+namespace btm {
+
+namespace {
+
+std::mutex g_init_mutex;  // model initialisation draws from libtorch's global generator
+
+// CUDA autocast for the scope, when asked for and on CUDA.
+class AutocastScope {
+ public:
+  AutocastScope(Amp amp, const torch::Device& device) : on_(amp != Amp::None && device.is_cuda()) {
+    if (on_) compat::set_cuda_autocast(true, amp == Amp::BF16 ? at::kBFloat16 : at::kHalf);
+  }
+  ~AutocastScope() {
+    if (on_) compat::set_cuda_autocast(false);
+  }
+
+ private:
+  bool on_;
+};
+
+void stop_if_exiting() {
+  if (exiting()) throw std::runtime_error("the process is exiting");
+}
+
+// Per-step loss and batch accuracy, kept on the device until the epoch ends.
+class StepLog {
+ public:
+  explicit StepLog(int64_t steps) {
+    losses_.reserve(steps);
+    accs_.reserve(steps);
+  }
+  void record(const torch::Tensor& loss, const torch::Tensor& logits, const Batch& b) {
+    torch::NoGradGuard no_grad;
+    const auto pred = logits.argmax(1);
+    auto acc = pred.eq(b.y).to(torch::kFloat).mean() * b.lam;
+    if (b.lam != 1.0) acc = acc + pred.eq(b.y_mix).to(torch::kFloat).mean() * (1.0 - b.lam);
+    losses_.push_back(loss.detach());
+    accs_.push_back(acc);
+  }
+  TrainResult result(int64_t samples) const {
+    TrainResult r;
+    r.steps = static_cast<int64_t>(losses_.size());
+    r.samples = samples;
+    if (r.steps > 0) {
+      const auto l = torch::stack(losses_).to(torch::kCPU).contiguous();
+      const auto a = torch::stack(accs_).to(torch::kCPU).contiguous();
+      r.losses.assign(l.data_ptr<float>(), l.data_ptr<float>() + r.steps);
+      r.accs.assign(a.data_ptr<float>(), a.data_ptr<float>() + r.steps);
+    }
+    return r;
+  }
+
+ private:
+  std::vector<torch::Tensor> losses_, accs_;
+};
+
+torch::Tensor flat(std::vector<torch::Tensor>& parts) { return torch::cat(parts).contiguous(); }
+
+}  // namespace
+
+ModelCore::ModelCore(const ArchSpec& spec_, int64_t num_classes_, int64_t in_channels_, int64_t image_size_,
+                     torch::Device device_, uint64_t seed)
+    : net(nullptr),
+      spec(spec_),
+      num_classes(num_classes_),
+      in_channels(in_channels_),
+      image_size(image_size_),
+      device(device_),
+      gen(compat::cpu_generator(seed)) {
+  reseed(seed);
+  {
+    std::lock_guard<std::mutex> lock(g_init_mutex);
+    torch::manual_seed(seed);
+    net = ResNet(spec, num_classes, in_channels);
+  }
+  net->to(device);
+  set_optimizer(opt_cfg);
+}
+
+void ModelCore::set_optimizer(const OptimizerConfig& cfg) {
+  opt_cfg = cfg;
+  slots.clear();
+  if (!cfg.lws) fold_lws();
+  for (const auto& p : net->named_parameters()) {
+    const bool is_fc = p.key().rfind("fc.", 0) == 0;
+    const bool on = cfg.trainable == Trainable::All || (cfg.trainable == Trainable::Classifier) == is_fc;
+    auto t = p.value();
+    t.set_requires_grad(on);
+    t.mutable_grad() = torch::Tensor();
+    if (on) slots.push_back({p.key(), t, {}});
+  }
+  if (cfg.lws) {
+    if (!lws_scale.defined()) lws_scale = torch::ones({num_classes}, torch::TensorOptions().device(device));
+    lws_scale.set_requires_grad(true);
+    lws_scale.mutable_grad() = torch::Tensor();
+    slots.push_back({"fc.lws_scale", lws_scale, {}});
+  }
+}
+
+void ModelCore::fold_lws() {
+  if (!lws_scale.defined()) return;
+  torch::NoGradGuard no_grad;
+  net->fc->weight.mul_(lws_scale.unsqueeze(1));
+  net->fc->bias.mul_(lws_scale);
+  drop_lws();
+}
+
+void ModelCore::drop_lws() {
+  if (!lws_scale.defined()) return;
+  slots.erase(std::remove_if(slots.begin(), slots.end(), [](const ParamSlot& s) { return s.name == "fc.lws_scale"; }),
+              slots.end());
+  lws_scale = torch::Tensor();
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> ModelCore::export_state() {
+  auto st = state();
+  if (!lws_scale.defined()) return st;
+  torch::NoGradGuard no_grad;
+  for (auto& [name, t] : st) {
+    if (name == "fc.weight") t = t * lws_scale.unsqueeze(1);
+    if (name == "fc.bias") t = t * lws_scale;
+  }
+  return st;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> ModelCore::optimizer_state() {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& s : slots)
+    if (s.momentum.defined()) out.emplace_back(s.name + ".momentum_buffer", s.momentum);
+  return out;
+}
+
+int64_t ModelCore::native_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& p : net->parameters()) bytes += p.numel() * p.element_size();
+  for (const auto& b : net->buffers()) bytes += b.numel() * b.element_size();
+  return bytes;
+}
+
+void ModelCore::reseed(uint64_t seed) { gen.set_current_seed(seed ^ 0x9E3779B97F4A7C15ULL); }
+
+torch::Tensor ModelCore::logits(const torch::Tensor& x, torch::Tensor* features) {
+  AutocastScope autocast(perf.amp, device);
+  auto f = net->features(x);
+  auto z = net->fc->forward(f);
+  if (lws_scale.defined()) z = z * lws_scale;
+  if (features) *features = f;
+  return z;
+}
+
+void ModelCore::set_perf(const PerfConfig& cfg) {
+  perf = cfg;
+  if (!device.is_cuda()) return;
+  at::globalContext().setBenchmarkCuDNN(cfg.cudnn_benchmark);
+  const auto fmt = cfg.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  torch::NoGradGuard no_grad;
+  for (auto& p : net->parameters()) {
+    if (p.dim() == 4) p.set_data(p.contiguous(fmt));
+  }
+}
+
+TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& indices, const TrainConfig& cfg) {
+  const bool channels_last = perf.channels_last && device.is_cuda();
+  BatchMaker batches(data, indices, cfg, channels_last, gen);
+  const auto offsets = vec_tensor(cfg.loss.logit_offsets, device);
+  const auto smoothing = vec_tensor(cfg.loss.label_smoothing, device);
+  scaler.set_enabled(perf.amp == Amp::FP16 && device.is_cuda());
+  net->train(cfg.bn_train);
+  StepLog log(batches.steps());
+  for (int64_t s = 0; s < batches.steps(); ++s) {
+    stop_if_exiting();
+    const Batch b = batches.next();  // gather, augment, normalise, mix up
+    zero_grad(slots);
+    const auto logits = this->logits(b.x).to(torch::kFloat);
+    const auto loss = training_loss(cfg.loss, logits, b.y, b.y_mix, b.lam, offsets, smoothing);
+    if (scaler.backward(loss, slots)) sgd_step(slots, opt_cfg, cfg.lrs[s]);
+    log.record(loss, logits, b);
+  }
+  return log.result(batches.samples());
+}
+
+EvalResult ModelCore::evaluate(const DataCore& data, const std::vector<int64_t>* indices, const EvalConfig& cfg) {
+  torch::NoGradGuard no_grad;
+  const bool channels_last = perf.channels_last && device.is_cuda();
+  const auto idx = indices ? index_tensor(*indices, device)
+                           : torch::arange(data.n, torch::TensorOptions().dtype(torch::kLong).device(device));
+  const int64_t n = idx.size(0);
+  net->train(cfg.bn_train);
+  std::vector<torch::Tensor> preds, logits, feats;
+  for (int64_t start = 0; start < n; start += cfg.batch_size) {
+    stop_if_exiting();
+    const int64_t len = std::min(cfg.batch_size, n - start);
+    const auto x = to_input(data.images.index_select(0, idx.narrow(0, start, len)), cfg.normalize, device, channels_last);
+    torch::Tensor f;
+    const auto z = this->logits(x, &f);
+    preds.push_back(z.argmax(1).to(torch::kInt).to(torch::kCPU));
+    if (cfg.want_logits) logits.push_back(z.to(torch::kFloat).to(torch::kCPU));
+    if (cfg.want_features) feats.push_back(f.to(torch::kFloat).to(torch::kCPU));
+  }
+  EvalResult r;
+  r.num_classes = num_classes;
+  r.feature_dim = net->feature_dim;
+  if (n > 0) {
+    const auto p = flat(preds);
+    r.preds.assign(p.data_ptr<int32_t>(), p.data_ptr<int32_t>() + p.numel());
+    if (cfg.want_logits) {
+      const auto t = flat(logits);
+      r.logits.assign(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+    }
+    if (cfg.want_features) {
+      const auto t = flat(feats);
+      r.features.assign(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+    }
+  }
+  return r;
+}
+
+}  // namespace btm

@@ -1,0 +1,55 @@
+// A model on a device with its optimizer and random stream, with no N-API in sight. All validation
+// of user input happens in the bindings before these are called; the functions here check only
+// libtorch-level invariants. Long calls (train, evaluate) run on the device's executor thread.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <atomic>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/config.h"
+#include "core/data_core.h"
+#include "models/resnet.h"
+#include "train/sgd.h"
+
+namespace btm {
+
+struct ModelCore {
+  ModelCore(const ArchSpec& spec, int64_t num_classes, int64_t in_channels, int64_t image_size,
+            torch::Device device, uint64_t seed);
+
+  void set_optimizer(const OptimizerConfig& cfg);
+  void set_perf(const PerfConfig& cfg);
+  TrainResult train(const DataCore& data, const std::vector<int64_t>& indices, const TrainConfig& cfg);
+  EvalResult evaluate(const DataCore& data, const std::vector<int64_t>* indices, const EvalConfig& cfg);
+  // The live parameters and buffers, torchvision order (for loading in place).
+  std::vector<std::pair<std::string, torch::Tensor>> state() { return ordered_state(*net); }
+  // What the model computes, for export: as state(), but with a pending LWS scale folded into fc.
+  std::vector<std::pair<std::string, torch::Tensor>> export_state();
+  // Multiplies the LWS scale into fc.weight / fc.bias and drops it.
+  void fold_lws();
+  void drop_lws();
+  // Momentum buffers as "<param>.momentum_buffer" (only those that exist).
+  std::vector<std::pair<std::string, torch::Tensor>> optimizer_state();
+  void reseed(uint64_t seed);
+  torch::Tensor logits(const torch::Tensor& x, torch::Tensor* features = nullptr);
+  // Bytes of parameters, buffers and momentum (what the model holds natively).
+  int64_t native_bytes() const;
+
+  ResNet net;
+  ArchSpec spec;
+  int64_t num_classes, in_channels, image_size;
+  torch::Device device;
+  torch::Generator gen;
+  OptimizerConfig opt_cfg;
+  PerfConfig perf;
+  std::vector<ParamSlot> slots;  // what the optimizer trains
+  torch::Tensor lws_scale;       // [C] when LWS is on, else undefined
+  LossScaler scaler;             // fp16 autocast on CUDA
+  std::atomic<bool> busy{false};
+};
+
+}  // namespace btm

@@ -1,0 +1,53 @@
+// Building training batches on the device: gather by index, augment (random crop + flip), convert
+// to normalised float input, mix up.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "core/config.h"
+#include "core/data_core.h"
+
+namespace btm {
+
+// One training batch: input `x`, labels `y`, and with mixup the partner labels `y_mix` weighted 1 - lam.
+struct Batch {
+  torch::Tensor x, y, y_mix;
+  double lam = 1.0;
+};
+
+// The batches of one epoch over `indices`, in order, drawing augmentation and mixup from `gen`.
+class BatchMaker {
+ public:
+  BatchMaker(const DataCore& data, const std::vector<int64_t>& indices, const TrainConfig& cfg, bool channels_last,
+             torch::Generator& gen);
+  int64_t steps() const { return steps_; }
+  int64_t samples() const { return samples_; }
+  Batch next();
+
+ private:
+  const DataCore& data_;
+  const TrainConfig& cfg_;
+  bool channels_last_;
+  torch::Generator& gen_;
+  torch::Tensor idx_;
+  int64_t n_, steps_, samples_, step_ = 0;
+};
+
+// uint8 batch -> float on [0,1], normalised per channel, in the model's memory format.
+torch::Tensor to_input(const torch::Tensor& x_u8, const Normalize& norm, const torch::Device& device, bool channels_last);
+
+// Random crop with zero padding and random horizontal flip, per sample, as one gather on the device.
+torch::Tensor augment(const torch::Tensor& x, int64_t pad, bool hflip, torch::Generator& gen);
+
+// A Beta(alpha, alpha) draw.
+double sample_beta(double alpha, torch::Generator& gen);
+
+// Indices as an int64 tensor on `device`.
+torch::Tensor index_tensor(const std::vector<int64_t>& idx, const torch::Device& device);
+
+// A float vector on `device` (undefined when empty).
+torch::Tensor vec_tensor(const std::vector<float>& v, const torch::Device& device);
+
+}  // namespace btm

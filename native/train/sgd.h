@@ -1,0 +1,44 @@
+// SGD and the fp16 loss scaler.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+
+namespace btm {
+
+// One trained tensor with its SGD momentum buffer (undefined until the first step).
+struct ParamSlot {
+  std::string name;
+  torch::Tensor param;
+  torch::Tensor momentum;
+};
+
+// SGD exactly as torch.optim.SGD (dampening 0): d = g + wd*p; buf = d (first step) or m*buf + d;
+// p -= lr * (nesterov ? d + m*buf : buf).
+void sgd_step(std::vector<ParamSlot>& slots, const OptimizerConfig& cfg, double lr);
+
+// Clears the gradients of the trained parameters.
+void zero_grad(std::vector<ParamSlot>& slots);
+
+// Backward pass with dynamic loss scaling for fp16 autocast (as torch.cuda.amp.GradScaler): the loss
+// is multiplied by the scale before backward and the gradients divided after; a step whose gradients
+// are not finite is skipped and the scale halves; after kLossScaleGrowthInterval good steps it doubles.
+// Disabled, it is a plain backward.
+class LossScaler {
+ public:
+  // Runs backward of `loss`; returns whether the optimizer may step (false: overflow, step skipped).
+  bool backward(const torch::Tensor& loss, std::vector<ParamSlot>& slots);
+  void set_enabled(bool on) { enabled_ = on; }
+  double scale() const { return scale_; }
+
+ private:
+  bool enabled_ = false;
+  double scale_ = defaults::kLossScale;
+  int64_t good_steps_ = 0;
+};
+
+}  // namespace btm
