@@ -111,7 +111,7 @@ export function doctor(): DoctorReport {
     report.libtorch = loadedLibtorch();
   } catch (e) {
     report.loadError = (e as Error).message;
-    report.libtorch = findLibtorch(location?.record?.torchLibDir);
+    report.libtorch = loadedLibtorch() ?? findLibtorch(location?.record?.torchLibDir);
     report.prerequisites = buildPrerequisites();
     const missing = report.prerequisites.filter((p) => !p.ok);
     const fix = fixCommand(missing, PACKAGE_ROOT);

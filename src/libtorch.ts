@@ -125,11 +125,11 @@ export function findLibtorch(rpathDir?: string | null): FoundLibtorch | undefine
     return file ? { file, version: libtorchVersionOf(file), how } : undefined;
   };
   for (const dir of (process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean)) {
-    const hit = tryDir(dir, 'LD_LIBRARY_PATH');
+    const hit = tryDir(dir, 'found through LD_LIBRARY_PATH');
     if (hit) return hit;
   }
   if (rpathDir) {
-    const hit = tryDir(rpathDir, "the addon's RPATH");
+    const hit = tryDir(rpathDir, "found through the addon's RPATH");
     if (hit) return hit;
   }
   if (process.platform === 'linux') {
@@ -138,7 +138,7 @@ export function findLibtorch(rpathDir?: string | null): FoundLibtorch | undefine
       if (r.status !== 0 || !r.stdout) continue;
       const files = [...r.stdout.matchAll(/^\s*libtorch_cpu\.so\S*\s.*=>\s*(\S+)\s*$/gm)].map((m) => m[1]);
       const file = files.find((f) => /\.so\.\d/.test(f)) ?? files[0];
-      if (file) return { file, version: libtorchVersionOf(file), how: 'the loader cache (ldconfig -p)' };
+      if (file) return { file, version: libtorchVersionOf(file), how: 'found through the loader cache (ldconfig -p)' };
       break;
     }
   }

@@ -118,7 +118,7 @@ export interface LoadContext {
 
 function describeRuntime(rt: FoundLibtorch | undefined): string {
   if (!rt) return 'no libtorch was found on the loader path (LD_LIBRARY_PATH, the RPATH, ldconfig)';
-  return `the libtorch found here is ${rt.version ?? 'of unknown version'} (${rt.file}, via ${rt.how})`;
+  return `the libtorch here is ${rt.version ?? 'of unknown version'} (${rt.file}, ${rt.how})`;
 }
 
 /** Turns a load failure into an actionable message. Exported for tests. */
