@@ -40,6 +40,13 @@ function probe() {
 
 async function main() {
   const lib = await import(pathToFileURL(path.join(root, 'dist', 'libtorch.js')).href);
+  // npm removes a package whose install script fails, so a fix ends by installing it again, from
+  // where it was installed (INIT_CWD) and from the same source (a tarball, or the registry).
+  const version = require(path.join(root, 'package.json')).version;
+  const resolved = process.env.npm_package_resolved || '';
+  const spec = resolved.startsWith('file:') ? resolved.slice(5) : `btm-node@${version}`;
+  const project = process.env.INIT_CWD || lib.dependentProject(root) || process.cwd();
+  const retry = `cd ${lib.shellQuote(project)} && npm install ${lib.shellQuote(spec)}`;
   const first = probe();
   if (first.ok) {
     say(`native addon ready: ${first.file}`);
@@ -51,11 +58,11 @@ async function main() {
 
   const missing = lib.buildPrerequisites().filter((p) => !p.ok);
   if (missing.length > 0) {
-    const fix = lib.fixCommand(missing, root);
+    const fix = lib.fixCommand(missing, retry);
     const lines = ['cannot build the native addon from source; missing:'];
     for (const p of missing) lines.push(`  ${p.name}: ${p.detail}`);
     if (fix) lines.push('Fix (installs what is missing, then builds):', `  ${fix}`);
-    else lines.push(`Install what is missing (libtorch: PyTorch for python3, or LIBTORCH=/path/to/libtorch), then: ${lib.sourceBuildCommand(root)}`);
+    else lines.push(`Install what is missing (libtorch: PyTorch for python3, or LIBTORCH=/path/to/libtorch), then: ${retry}`);
     lines.push('To install without the addon for now: BTM_NODE_SKIP_BUILD=1 npm install (the first native call then explains).');
     say(lines.join('\n'));
     return 1;
@@ -70,7 +77,7 @@ async function main() {
   });
   if (build.status !== 0) {
     say(`the source build failed (cmake-js exit ${build.status ?? build.signal}); its output is above.\n` +
-      `Retry after fixing it with: ${lib.sourceBuildCommand(root)}`);
+      `Retry after fixing it with: ${retry}`);
     return 1;
   }
   const after = probe();

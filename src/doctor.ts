@@ -114,7 +114,7 @@ export function doctor(): DoctorReport {
     report.libtorch = loadedLibtorch() ?? findLibtorch(location?.record?.torchLibDir);
     report.prerequisites = buildPrerequisites();
     const missing = report.prerequisites.filter((p) => !p.ok);
-    const fix = fixCommand(missing, PACKAGE_ROOT);
+    const fix = fixCommand(missing, sourceBuildCommand(PACKAGE_ROOT));
     problems.push({
       problem: report.loadError.split('\n')[0],
       fix: fix ?? `install ${missing.map((p) => p.name).join(', ')}, then ${sourceBuildCommand(PACKAGE_ROOT)}`,

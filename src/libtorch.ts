@@ -255,21 +255,25 @@ export function dependentProject(packageRoot: string): string | undefined {
   return path.basename(parent) === 'node_modules' ? path.dirname(parent) : undefined;
 }
 
-/** The command that builds the addon from source for the package at `packageRoot`. */
+/** `s` quoted for a POSIX shell when it needs quoting. */
+export function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
+}
+
+/** The command that builds the addon from source for the (installed) package at `packageRoot`. */
 export function sourceBuildCommand(packageRoot: string): string {
   const project = dependentProject(packageRoot);
-  return project ? `cd ${project} && npm rebuild btm-node` : `cd ${packageRoot} && npm run build:native`;
+  return project ? `cd ${shellQuote(project)} && npm rebuild btm-node` : `cd ${shellQuote(packageRoot)} && npm run build:native`;
 }
 
 /**
- * The one command that installs what `missing` lacks and then builds the addon, or undefined when
- * this is not a Debian/Ubuntu machine (apt) and no single command is known.
+ * The one command that installs what `missing` lacks and then runs `then` (the build, or the retried
+ * install), or undefined when this is not a Debian/Ubuntu machine (apt) and no single command is known.
  */
-export function fixCommand(missing: Prerequisite[], packageRoot: string): string | undefined {
-  const build = sourceBuildCommand(packageRoot);
-  if (missing.length === 0) return build;
+export function fixCommand(missing: Prerequisite[], then: string): string | undefined {
+  if (missing.length === 0) return then;
   if (!fs.existsSync('/etc/debian_version') || !onPath('apt-get')) return undefined;
   const sudo = process.getuid?.() === 0 ? '' : 'sudo ';
   const pkgs = [...new Set(missing.map((p) => p.debPackage))].join(' ');
-  return `${sudo}apt-get update && ${sudo}apt-get install -y --no-install-recommends ${pkgs} && ${build}`;
+  return `${sudo}apt-get update && ${sudo}apt-get install -y --no-install-recommends ${pkgs} && ${then}`;
 }

@@ -99,7 +99,7 @@ function buildHint(): string {
   ];
   const missing = buildPrerequisites().filter((p) => !p.ok);
   for (const p of missing) lines.push(`  missing:  ${p.name}: ${p.detail}`);
-  const fix = fixCommand(missing, PACKAGE_ROOT);
+  const fix = fixCommand(missing, sourceBuildCommand(PACKAGE_ROOT));
   lines.push(fix ? `  then:     ${fix}` : `  then:     ${sourceBuildCommand(PACKAGE_ROOT)}   (after installing what is missing)`);
   if (dependentProject(PACKAGE_ROOT)) lines.push(`  (in the package itself: cd ${PACKAGE_ROOT} && npm run build:native)`);
   hint = lines.join('\n');
