@@ -15,12 +15,3 @@ step() {
   echo "::: $1"
 }
 step_end() { step "done"; }
-
-# A build that must not use npm's nodedir nor reach any Node download site: the addon is Node-API
-# (package.json binary.napi_versions), so cmake-js takes the headers from the node-api-headers
-# package. The user npm config (which may set nodedir) is ignored and any HTTP(S) goes nowhere.
-nodedir_free() {
-  env -u npm_config_nodedir -u NPM_CONFIG_NODEDIR NPM_CONFIG_USERCONFIG=/dev/null \
-    http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 \
-    no_proxy= NO_PROXY= "$@"
-}

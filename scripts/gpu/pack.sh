@@ -3,7 +3,7 @@
 #   node/      this machine's `node` binary and npm (glibc >= 2.28, x86-64 Linux);
 #   btm-node/  the repo's sources (tracked and new files; no build, dist, runs) and its node_modules
 #              (as installed here by npm ci, less TensorFlow.js, which only the CPU bench's peer uses);
-#   data/      Fashion-MNIST (the IDX .gz files of Debian's dataset-fashion-mnist) for the main job,
+#   data/      Fashion-MNIST (the IDX files of Debian's dataset-fashion-mnist, uncompressed) for the main job,
 #              unless --no-data;
 # all in one xz-compressed tar, checked to be under 64 MiB.
 #   bash scripts/gpu/pack.sh [--no-data] [OUT.tar.xz]      (default: btm-gpu-pack.tar.xz)
@@ -42,13 +42,17 @@ git ls-files -z -co --exclude-standard | while IFS= read -r -d '' f; do [ -e "$f
   tar --null -T - -cf - | tar -C "$stage/btm-node" -xf -
 tar --exclude='node_modules/@tensorflow' --exclude='node_modules/core-js' --exclude='node_modules/.cache' \
   --exclude='node_modules/typescript/lib/??' --exclude='node_modules/typescript/lib/zh-c?' --exclude='node_modules/typescript/lib/pt-br' \
+  --exclude='node_modules/typescript/lib/typescript.js' --exclude='node_modules/typescript/lib/typescript.d.ts' \
+  --exclude='node_modules/typescript/lib/_tsserver.js' --exclude='node_modules/typescript/lib/_typingsInstaller.js' \
+  --exclude='node_modules/typescript/lib/tsserverlibrary.*' \
   -cf - node_modules | tar -C "$stage/btm-node" -xf -
 
 if [ "$data" = 1 ]; then
   src=/usr/share/datasets/fashion-mnist
   [ -f "$src/train-images-idx3-ubyte.gz" ] || { echo "pack.sh: $src is missing (apt-get install dataset-fashion-mnist, or --no-data)" >&2; exit 1; }
   mkdir -p "$stage/data/fashion-mnist"
-  cp "$src"/*.gz "$stage/data/fashion-mnist/"
+  # uncompressed: xz packs the raw IDX files smaller than their gzip copies (the reader takes both)
+  for f in "$src"/*.gz; do gzip -dc "$f" >"$stage/data/fashion-mnist/$(basename "$f" .gz)"; done
 fi
 cat >"$stage/PACK-INFO" <<EOF
 packed $(date -u +%Y-%m-%dT%H:%M:%SZ) from $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo '+changes')
@@ -57,8 +61,7 @@ EOF
 
 echo "staged: node $(du -sm "$stage/node" | cut -f1) MB, btm-node $(du -sm "$stage/btm-node" | cut -f1) MB (node_modules $(du -sm "$stage/btm-node/node_modules" | cut -f1) MB), data $(du -sm "$stage/data" 2>/dev/null | cut -f1 || echo 0) MB"
 tmp_out="$out.$$.tmp"
-# the data is gzip already: xz gains little there, but one archive keeps the transfer simple
-tar -C "$stage" -cf - . | xz -T0 -6 >"$tmp_out"
+tar -C "$stage" -cf - . | xz -T0 -9 >"$tmp_out"
 size=$(stat -c %s "$tmp_out")
 if [ "$size" -gt "$limit" ]; then
   rm -f "$tmp_out"
