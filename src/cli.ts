@@ -215,6 +215,13 @@ export async function main(args: string[]): Promise<number> {
         .option('json', { type: 'boolean' }), wrap(cmdReport))
     .command('info <checkpoint>', 'show a checkpoint: architecture, classes, tensors, metadata', (y) =>
       y.positional('checkpoint', { type: 'string', demandOption: true }), wrap(cmdInfo))
+    .command('doctor', 'check the install: the libtorch the addon was built against and runs with, CUDA, devices; each problem with its fix', (y) =>
+      y.option('json', { type: 'boolean', describe: 'the report as JSON' }), wrap(async (a) => {
+      const { doctor, formatDoctor } = await import('./doctor.js');
+      const report = doctor();
+      process.stdout.write(a.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctor(report));
+      return report.problems.length > 0 ? 1 : 0;
+    }))
     .demandCommand(1, 'name a command: run, eval, merge, interpolate, split, report or info')
     .strictCommands()
     .fail((msg, err) => {

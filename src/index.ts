@@ -8,6 +8,7 @@ export { Dataset } from './dataset.js';
 export type { DatasetSource } from './dataset.js';
 export { cudaAvailable, deviceCount, setNumThreads, getNumThreads, buildInfo } from './device.js';
 export type { Device } from './device.js';
+export { doctor, formatDoctor, nodeSupported, SUPPORTED_NODE, type DoctorReport, type DoctorProblem } from './doctor.js';
 
 // Weights and checkpoints.
 export type { StateDict, StateEntry, DType } from './state-dict.js';

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# On a CUDA box that has PyTorch (with CUDA), CMake and a C++ compiler but no Node and no network:
+#   bash run.sh btm-gpu-pack.tar.xz [--no-cuda] [--quick] [--tests 'FILE...']
+# Unpacks the pack made by scripts/gpu/pack.sh, builds the addon against the box's PyTorch
+# (python3 -c 'import torch.utils; print(torch.utils.cmake_prefix_path)'), then, each step logged:
+#   doctor     node dist/cli.js doctor (CUDA must be visible unless --no-cuda)
+#   tests      the whole suite with the CUDA tests enabled (BTM_TEST_CUDA=1)
+#   bench      npm run bench -- --device cuda --no-tfjs (bench/results/*.json copied out)
+#   main job   node dist/cli.js run --model.device cuda (Fashion-MNIST-LT, preset btm), timed
+# Everything lands in one folder: $OUT if set, else ./btm-gpu-out-<time>; summary.txt lists each step,
+# its status and wall time. The steps go on after a failure; the exit status is 1 if any failed.
+#   --no-cuda   check the flow on a machine without a GPU (CPU everywhere; not a GPU result)
+#   --quick     bench --quick and a main job of one epoch per stage (a smoke test, not the figures)
+#   --tests     run only these test files (default: all)
+# PYTHON=/path/to/python picks the Python whose torch to build against (default python3).
+set -uo pipefail
+pack=""
+cuda=1
+quick=0
+tests=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-cuda) cuda=0; shift ;;
+    --quick) quick=1; shift ;;
+    --tests) tests=$2; shift 2 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+    *) pack=$1; shift ;;
+  esac
+done
+[ -n "$pack" ] && [ -f "$pack" ] || { echo "usage: bash run.sh PACK.tar.xz [--no-cuda] [--quick] [--tests 'FILES']" >&2; exit 2; }
+pack=$(cd "$(dirname "$pack")" && pwd)/$(basename "$pack")
+out=${OUT:-$PWD/btm-gpu-out-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$out" && out=$(cd "$out" && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/btm-gpu.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+summary="$out/summary.txt"
+: >"$summary"
+failed=0
+
+# step NAME LOG COMMAND...: runs COMMAND with its output in $out/LOG (and on the terminal), records status + time
+step() {
+  local name=$1 log=$2; shift 2
+  echo "::: $name  (log: $out/$log)"
+  local t0=$(date +%s) rc=0
+  "$@" 2>&1 | tee "$out/$log"
+  rc=${PIPESTATUS[0]}
+  local secs=$(( $(date +%s) - t0 ))
+  if [ "$rc" = 0 ]; then echo "$name: ok (${secs} s)" >>"$summary"; else echo "$name: FAILED (exit $rc, ${secs} s; see $log)" >>"$summary"; failed=1; fi
+  return "$rc"
+}
+
+echo "::: unpack $pack"
+tar -C "$work" -xJf "$pack" || { echo "run.sh: cannot unpack $pack" >&2; exit 1; }
+cat "$work/PACK-INFO" | tee "$out/pack-info.txt"
+export PATH="$work/node/bin:$PATH"
+export npm_config_update_notifier=false npm_config_audit=false npm_config_fund=false
+unset npm_config_nodedir
+node --version >/dev/null 2>&1 || { echo "run.sh: the packed node does not run here: $(node --version 2>&1 | head -n1) (it needs x86-64 Linux with glibc >= 2.28)" >&2; exit 1; }
+python=${PYTHON:-python3}
+cd "$work/btm-node"
+
+environment() {
+  echo "date: $(date -u)"; uname -a; echo "node $(node --version), npm $(npm --version), $(cmake --version | head -n1)"
+  "$python" - <<'EOF'
+import torch, torch.utils
+print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(),
+      "cuda available", torch.cuda.is_available(), "devices", torch.cuda.device_count())
+for i in range(torch.cuda.device_count()):
+    print(f"  cuda:{i}", torch.cuda.get_device_name(i))
+print("cmake prefix", torch.utils.cmake_prefix_path)
+EOF
+  command -v nvidia-smi >/dev/null && nvidia-smi || echo "(no nvidia-smi)"
+}
+step "environment" environment.txt environment
+
+prefix=$("$python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)' 2>/dev/null) ||
+  { echo "run.sh: $python cannot import torch (set PYTHON=/path/to/python with PyTorch)" >&2; exit 1; }
+build() {
+  Torch_DIR="$prefix/Torch" node node_modules/cmake-js/bin/cmake-js compile --out build --parallel "$(nproc)" &&
+    node node_modules/typescript/bin/tsc -p tsconfig.json
+}
+step "build (Torch_DIR=$prefix/Torch)" build.log build || { echo "run.sh: the build failed; see $out/build.log"; cat "$summary"; exit 1; }
+
+doctor() {
+  node dist/cli.js doctor
+  local rc=$?
+  if [ "$cuda" = 1 ]; then node -e "import('./dist/index.js').then((m) => { if (!m.cudaAvailable()) { console.error('CUDA is not available to the addon'); process.exit(1); } })" || return 1; fi
+  return $rc
+}
+step "doctor" doctor.txt doctor || { [ "$cuda" = 1 ] && { echo "run.sh: CUDA is not usable (see doctor.txt); --no-cuda checks the rest on CPU"; cat "$summary"; exit 1; }; }
+
+run_tests() {
+  local cudaenv=""
+  [ "$cuda" = 1 ] && cudaenv="BTM_TEST_CUDA=1"
+  # shellcheck disable=SC2086
+  env $cudaenv npx vitest run --reporter=default --reporter=json --outputFile.json="$out/tests.json" $tests
+  local rc=$?
+  node .ci/test-summary.mjs "$out/tests.json" --leg "$([ "$cuda" = 1 ] && echo cuda || echo cpu)" || rc=1
+  return $rc
+}
+step "tests$([ "$cuda" = 1 ] && echo ' (BTM_TEST_CUDA=1)')" tests.log run_tests
+
+bench() {
+  local args=(--no-tfjs)
+  [ "$quick" = 1 ] && args+=(--quick)
+  local dev=()
+  [ "$cuda" = 1 ] && dev=(--device cuda)
+  rm -rf bench/results
+  npm run bench -- "${dev[@]}" "${args[@]}"
+  local rc=$?
+  if [ "$rc" != 0 ] && [ "$cuda" = 1 ] && grep -q "Unknown option '--device'" "$out/bench.log" 2>/dev/null; then
+    echo "NOTE: this bench has no --device flag; ran it without (its CUDA rows, if any, are its own choice)"
+    echo "bench: NOTE: no --device flag in this bench; ran without it" >>"$summary"
+    npm run bench -- "${args[@]}"; rc=$?
+  fi
+  cp bench/results/*.json "$out/" 2>/dev/null || true
+  return $rc
+}
+step "bench" bench.log bench
+
+main_job() {
+  local dev=cpu
+  [ "$cuda" = 1 ] && dev=cuda
+  local extra=()
+  [ "$quick" = 1 ] && extra=(--pretrain.epochs 1 --btm.epochs 1 --posttrain.epochs 1)
+  [ -d "$work/data/fashion-mnist" ] && extra+=(--data.dir "$work/data/fashion-mnist")
+  local t0=$(date +%s)
+  node dist/cli.js run --model.device "$dev" --runDir "$out/runs" --name "btm-$dev" "${extra[@]}"
+  local rc=$?
+  echo "main job wall time: $(( $(date +%s) - t0 )) s on $dev"
+  return $rc
+}
+step "main job (btm, --model.device $([ "$cuda" = 1 ] && echo cuda || echo cpu))" main.log main_job
+
+echo "================ summary ($out) ================"
+cat "$summary"
+[ "$cuda" = 1 ] || echo "(--no-cuda: CPU only; these are not GPU results)"
+exit "$failed"
