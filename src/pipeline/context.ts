@@ -55,7 +55,7 @@ export class RunInterrupted extends Error {
   }
 }
 
-/** Training diverged: a loss or weight stopped being finite. Names the stage, its step, epoch and learning rate. */
+/** Training diverged: a loss or weight stopped being finite, or the loss exploded. Names the stage, its step, epoch and learning rate. */
 export class DivergenceError extends Error {
   override name = 'DivergenceError';
   constructor(
@@ -64,7 +64,8 @@ export class DivergenceError extends Error {
     readonly epoch: number,
     readonly lr: number,
     what: string,
+    where = '',
   ) {
-    super(`${stage}: ${what} in epoch ${epoch} of step '${step}' (${stage}.lr ${lr}); lower --${stage}.lr`);
+    super(`${stage}${step === stage ? '' : ` (${step})`}: ${what} in epoch ${epoch}${where}; ${stage}.lr is ${lr}: lower --${stage}.lr`);
   }
 }

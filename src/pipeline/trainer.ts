@@ -24,6 +24,14 @@ export interface EpochLoop {
 
 const CHUNK_STEPS = 16;
 
+/**
+ * A batch loss above this is taken as divergence. Every loss here is a cross-entropy (GML, logit
+ * adjustment and smoothing included): chance level is ln C, a trained model stays well below, and a
+ * loss of 1000 needs logit gaps of about 1000, which only a diverging optimizer produces (lr 100 gives
+ * 1e4 to 1e12 while the weights are still finite, and NaN a stage later).
+ */
+export const LOSS_LIMIT = 1e3;
+
 /** FNV-1a, to derive a stream id from a step name. */
 function streamId(name: string): number {
   let h = 0x811c9dc5;
@@ -80,8 +88,9 @@ export async function runEpochs(ctx: StageContext, loop: EpochLoop): Promise<num
       if (s === 0) firstLr = lr[0];
       const r = await model.trainEpoch(ctx.trainSet, chunk, { ...loop.train, batchSize, lr });
       for (let i = 0; i < r.steps; i++) {
-        if (!Number.isFinite(r.losses[i])) {
-          throw new DivergenceError(stage, loop.step, epoch + 1, loop.schedule.lr, `the loss became ${r.losses[i]} at step ${s + i + 1} of ${stepsPerEpoch} (lr there ${lr[i]})`);
+        if (!(Math.abs(r.losses[i]) <= LOSS_LIMIT)) {
+          const what = Number.isFinite(r.losses[i]) ? `the loss exploded to ${r.losses[i].toPrecision(3)} (limit ${LOSS_LIMIT})` : `the loss became ${r.losses[i]}`;
+          throw new DivergenceError(stage, loop.step, epoch + 1, loop.schedule.lr, what, `, batch ${s + i + 1} of ${stepsPerEpoch} (lr there ${lr[i].toPrecision(3)})`);
         }
         lossSum += r.losses[i];
         accSum += r.accs[i];
