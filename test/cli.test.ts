@@ -82,9 +82,9 @@ describe('btm CLI', () => {
       [['run', '--size', 'huge'], /Argument: size, Given: "huge"/],
       [['run', 'extra'], /Unknown command: extra|unexpected argument/],
       [['eval'], /Not enough non-option arguments/],
-      [['eval', 'x.safetensors', '--pretrain.lr', '0.1'], /btm eval does not use --pretrain\.lr/],
+      [['eval', 'x.safetensors', '--pretrain.lr', 'fast'], /config\.pretrain\.lr: Invalid input/],
       [['split'], /Missing required argument: out/],
-      [['split', '--out', join(dir, 's.txt'), '--btm.epochs', '3'], /btm split does not use --btm\.epochs/],
+      [['split', '--out', join(dir, 's.txt'), '--btm.epoch', '3'], /config\.btm: Unrecognized key: "epoch"/],
       [['interpolate', 'a.safetensors'], /Not enough non-option arguments/],
       [['interpolate', 'a', 'b', '--steps', '1'], /--steps must be an integer >= 2/],
       [['merge'], /Not enough non-option arguments/],
@@ -135,7 +135,7 @@ describe('btm CLI', () => {
       ['/proc/self/btm-runs', /cannot create the run directory \/proc\/self\/btm-runs\/\S+: \/proc\/self is not writable/],
     ] as const) {
       const t0 = performance.now();
-      const r = await btm('run', ...tiny, '--runDir', runDir);
+      const r = await btm('run', ...withFlag(tiny, '--runDir', runDir));
       expectCleanError(r, 1, message);
       expect(performance.now() - t0).toBeLessThan(30_000);
     }
@@ -150,7 +150,7 @@ describe('btm CLI', () => {
   });
 
   it('divergence is blamed on the stage where it happens: --pretrain.lr 100 stops pre-training', async () => {
-    const r = await btm('run', '--name', 'diverge', ...withFlag(tiny, '--pretrain.lr', '100'));
+    const r = await btm('run', '--name', 'diverge', '--quiet', ...withFlag(tiny, '--pretrain.lr', '100'));
     expectCleanError(r, 1, /^btm: pretrain: the (loss|weights) .* in epoch \d.*; pretrain\.lr is 100: lower --pretrain\.lr\n$/);
     expect(JSON.parse(readFileSync(join(root, 'diverge', 'state.json'), 'utf8')).finished).toEqual([]);
   });
@@ -178,6 +178,8 @@ describe('btm CLI', () => {
 
     const ev = await btm('eval', result.checkpoint, '--json', ...tiny.slice(2));
     expect(ev.code).toBe(0);
+    // the run's flags are accepted; eval says which it does not use
+    expect(ev.stderr).toMatch(/^btm eval: not used here .*: --model\.arch --pretrain\.epochs --pretrain\.batchSize --btm\.epochs/);
     expect(JSON.parse(ev.stdout).accuracy).toBeCloseTo(result.rows[result.rows.length - 1].accuracy, 10);
     // a checkpoint used on data of another shape and class count: the mismatch is named
     const other = await btm('eval', result.checkpoint, '--data.dataset', 'synthetic', '--data.synthetic.numClasses', '6', '--data.synthetic.size', '32');
