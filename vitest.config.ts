@@ -10,5 +10,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     fileParallelism: false,
     pool: 'forks',
+    // global.gc for the memory tests (test/merge.test.ts measures peak memory after explicit collections)
+    execArgv: ['--expose-gc'],
   },
 });

@@ -7,22 +7,33 @@
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { saveState, readCheckpoint } from './checkpoint.js';
+import { saveState, readCheckpoint, type ModelMeta } from './checkpoint.js';
 import { evaluate, loadModel } from './classifier.js';
-import { ConfigError, DATASETS, parseConfig, type ConfigInput } from './config.js';
+import { ConfigError, DATASETS, parseConfig, type Config, type ConfigInput } from './config.js';
+import type { ImageSet } from './data/image-set.js';
 import { interpolationSweep, mergeFiles } from './merge.js';
 import { loadImageSets, longTailSplit } from './pipeline/data.js';
 import { checkpointInfo, runPipeline } from './pipeline/run.js';
 import { deepMerge, METHODS, presetConfig, SIZES, type Method, type Size } from './presets.js';
 import { formatRows, formatDuration, ProgressPrinter } from './cli/progress.js';
+import { formatConfigKeys } from './cli/config-help.js';
 import { formatSplitList } from './sampling/longtail.js';
 import { formatPercent, formatTable } from './report/table.js';
-import { aggregateRuns, formatAggregate, readRuns } from './report/aggregate.js';
+import { aggregateRuns, formatAggregate, formatCurves, readRuns } from './report/aggregate.js';
+import { readMetrics } from './pipeline/run-state.js';
 import { writeFileAtomic } from './atomic-file.js';
-import type { Device } from './device.js';
+import { setNumThreads, type Device } from './device.js';
 
 /** Options of the CLI itself; every other flag is a config key. */
 const OWN = new Set(['_', '$0', 'preset', 'size', 'config', 'resume', 'json', 'quiet', 'help', 'version', 'out', 'checkpoint', 'runs', 'markdown', 'a', 'b', 'steps']);
+
+/** A usage error (bad flag, missing argument, unknown choice): printed with a pointer to --help, exit 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** Config keys the data-only commands (eval, interpolate, split) use; they refuse other config flags. */
+const DATA_KEYS = (key: string) => /^(data|eval)(\.|$)/.test(key) || ['model.device', 'seed', 'threads'].includes(key);
 
 /** Values from flags: 'true'/'false' become booleans, JSON arrays/objects are parsed. */
 function flagValue(v: unknown): unknown {
@@ -43,25 +54,64 @@ function configFromFlags(argv: Record<string, unknown>): Record<string, unknown>
   return Object.fromEntries(Object.entries(argv).filter(([k]) => !OWN.has(k)).map(([k, v]) => [k, flagValue(v)]));
 }
 
-function readJson(file: string): unknown {
+/** A --config file: JSON holding an object of config keys; any other content is an error naming the file. */
+function readConfigFile(file: string): Record<string, unknown> {
+  let value: unknown;
   try {
-    return JSON.parse(readFileSync(file, 'utf8'));
+    value = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
     throw new ConfigError(`${file}: ${(e as Error).message}`);
   }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    const what = Array.isArray(value) ? 'an array' : value === null ? 'null' : `a ${typeof value}`;
+    throw new ConfigError(`${file}: a config file holds a JSON object of config keys ({"pretrain": {"epochs": 5}, ...}), not ${what}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Dotted keys of the config flags given (`pretrain.lr`, `data.synthetic.size`). */
+function flagKeys(flags: Record<string, unknown>, prefix = ''): string[] {
+  return Object.entries(flags).flatMap(([k, v]) => {
+    const key = prefix ? `${prefix}.${k}` : k;
+    return v && typeof v === 'object' && !Array.isArray(v) && !/(^|\.)(loss|normalize)$/.test(key) ? flagKeys(v as Record<string, unknown>, key) : [key];
+  });
 }
 
 /** The effective config: preset (method + size) <- --config file <- flags. */
 export function buildConfig(argv: Record<string, unknown>): ConfigInput {
+  const extra = (argv._ as unknown[] | undefined)?.slice(1) ?? [];
+  if (extra.length) throw new UsageError(`unexpected argument(s): ${extra.join(' ')}`);
   const base = presetConfig((argv.preset as Method) ?? 'btm', (argv.size as Size) ?? 'cpu');
-  const file = argv.config ? readJson(argv.config as string) : {};
+  const file = argv.config ? readConfigFile(argv.config as string) : {};
   return deepMerge(deepMerge(base, file), configFromFlags(argv));
+}
+
+/**
+ * The config of a data-only command (eval, split, interpolate). Every flag is validated (a typo is an
+ * error); flags of keys the command does not use are named on stderr, so the same flags can be
+ * passed to run and eval.
+ */
+function dataConfig(argv: Record<string, unknown>, command: string): Config {
+  const config = parseConfig(buildConfig(argv));
+  const unused = flagKeys(configFromFlags(argv)).filter((k) => !DATA_KEYS(k));
+  if (unused.length) {
+    process.stderr.write(`btm ${command}: not used here (it takes --data.*, --eval.*, --model.device, --seed, --threads): ${unused.map((k) => `--${k}`).join(' ')}\n`);
+  }
+  if (config.threads) setNumThreads(config.threads);
+  return config;
+}
+
+/** A checkpoint used on data of another shape or class count is refused, naming both. */
+function checkFits(file: string, meta: ModelMeta, set: ImageSet): void {
+  if (meta.inChannels === set.channels && meta.imageSize === set.height && meta.imageSize === set.width && meta.numClasses === set.numClasses) return;
+  throw new ConfigError(`${file}: the checkpoint takes ${meta.inChannels}x${meta.imageSize}x${meta.imageSize} images of ${meta.numClasses} classes, ` +
+    `the data (${set.source}) has ${set.channels}x${set.height}x${set.width} images of ${set.numClasses} classes`);
 }
 
 async function cmdRun(argv: Record<string, unknown>): Promise<number> {
   const json = Boolean(argv.json);
-  const printer = new ProgressPrinter(process.stderr, json || Boolean(argv.quiet));
   const config = parseConfig(buildConfig(argv));
+  const printer = new ProgressPrinter(process.stderr, json || Boolean(argv.quiet));
   const controller = new AbortController();
   let interrupts = 0;
   const onSigint = () => {
@@ -74,6 +124,7 @@ async function cmdRun(argv: Record<string, unknown>): Promise<number> {
   const t0 = performance.now();
   try {
     const result = await runPipeline(config, { signal: controller.signal, onProgress: printer.handle, resume: Boolean(argv.resume) });
+    printer.finish();
     if (json) {
       process.stdout.write(JSON.stringify(result, null, 2) + '\n');
     } else {
@@ -83,17 +134,19 @@ async function cmdRun(argv: Record<string, unknown>): Promise<number> {
     }
     return result.status === 'complete' ? 0 : 130;
   } finally {
+    printer.finish();
     process.off('SIGINT', onSigint);
   }
 }
 
 async function cmdEval(argv: Record<string, unknown>): Promise<number> {
-  const config = parseConfig(buildConfig(argv));
+  const config = dataConfig(argv, 'eval');
+  const { train, test } = await loadImageSets(config.data, config.seed);
+  const { counts } = longTailSplit(config.data, train);
   const classifier = await loadModel(argv.checkpoint as string, { device: config.model.device as Device });
   try {
-    const { train, test } = await loadImageSets(config.data, config.seed);
-    const { counts } = longTailSplit(config.data, train);
-    const s = await evaluate(classifier, test, { trainCounts: counts, manyThreshold: config.eval.manyThreshold, fewThreshold: config.eval.fewThreshold });
+    checkFits(argv.checkpoint as string, classifier.meta, test);
+    const s = await evaluate(classifier, test, { trainCounts: counts, manyThreshold: config.eval.manyThreshold, fewThreshold: config.eval.fewThreshold, batchSize: config.eval.batchSize });
     if (argv.json) {
       process.stdout.write(JSON.stringify(s, null, 2) + '\n');
     } else {
@@ -111,18 +164,29 @@ async function cmdEval(argv: Record<string, unknown>): Promise<number> {
   }
 }
 
+/** --weights: one finite number >= 0 per checkpoint, not all zero. */
+export function parseWeights(text: string, count: number): number[] {
+  const parts = text.split(',').map((p) => p.trim());
+  const weights = parts.map(Number);
+  const bad = parts.filter((p, i) => p === '' || !Number.isFinite(weights[i]) || weights[i] < 0);
+  if (bad.length) throw new UsageError(`--weights: each weight must be a finite number >= 0, got ${bad.map((b) => `'${b}'`).join(', ')} in '${text}'`);
+  if (weights.length !== count) throw new UsageError(`--weights: ${weights.length} weight(s) for ${count} checkpoint(s)`);
+  if (weights.every((w) => w === 0)) throw new UsageError(`--weights: the weights are all zero`);
+  return weights;
+}
+
 async function cmdMerge(argv: Record<string, unknown>): Promise<number> {
   const files = argv.checkpoints as string[];
-  const weights = argv.weights ? String(argv.weights).split(',').map(Number) : undefined;
+  const weights = argv.weights !== undefined ? parseWeights(String(argv.weights), files.length) : undefined;
   const merged = await mergeFiles(files, { weights });
   const { meta } = await readCheckpoint(files[0]);
-  await saveState(argv.out as string, merged, meta, { stage: 'merge', members: files.join(',') });
+  await saveState(argv.out as string, merged, meta, { stage: 'merge', members: files.join(','), ...(weights ? { weights: weights.join(',') } : {}) });
   process.stdout.write(`merged ${files.length} checkpoints into ${argv.out}\n`);
   return 0;
 }
 
 async function cmdSplit(argv: Record<string, unknown>): Promise<number> {
-  const config = parseConfig(buildConfig(argv));
+  const config = dataConfig(argv, 'split');
   const { train } = await loadImageSets(config.data, config.seed);
   const { split, counts } = longTailSplit(config.data, train);
   await writeFileAtomic(argv.out as string, formatSplitList(split, train.labels, {
@@ -133,14 +197,16 @@ async function cmdSplit(argv: Record<string, unknown>): Promise<number> {
 }
 
 async function cmdInterpolate(argv: Record<string, unknown>): Promise<number> {
-  const config = parseConfig(buildConfig(argv));
   const steps = Number(argv.steps);
-  if (!Number.isInteger(steps) || steps < 2) throw new ConfigError(`--steps must be an integer >= 2, got ${argv.steps}`);
+  if (!Number.isInteger(steps) || steps < 2) throw new UsageError(`--steps must be an integer >= 2, got ${argv.steps}`);
+  const config = dataConfig(argv, 'interpolate');
+  const { train, test } = await loadImageSets(config.data, config.seed);
+  const { counts } = longTailSplit(config.data, train);
   const [a, b] = await Promise.all([readCheckpoint(argv.a as string), readCheckpoint(argv.b as string)]);
+  checkFits(argv.a as string, a.meta, test);
+  checkFits(argv.b as string, b.meta, test);
   const classifier = await loadModel(argv.a as string, { device: config.model.device as Device });
   try {
-    const { train, test } = await loadImageSets(config.data, config.seed);
-    const { counts } = longTailSplit(config.data, train);
     const rows: Record<string, unknown>[] = [];
     const lambdas = Array.from({ length: steps }, (_, i) => i / (steps - 1));
     await interpolationSweep(a.state, b.state, lambdas, async (state) => {
@@ -165,25 +231,82 @@ async function cmdInterpolate(argv: Record<string, unknown>): Promise<number> {
 }
 
 async function cmdReport(argv: Record<string, unknown>): Promise<number> {
-  const rows = aggregateRuns(readRuns(argv.runs as string[]));
+  const dirs = argv.runs as string[];
+  if (argv.curves) {
+    const runs = dirs.map((dir) => ({ dir, ...readMetrics(dir) }));
+    if (argv.json) {
+      process.stdout.write(JSON.stringify(runs.map(({ dir, records }) => ({ dir, records })), null, 2) + '\n');
+    } else {
+      process.stdout.write(runs.map(({ dir, records, skipped }) =>
+        `== ${dir}\n${formatCurves(records)}${skipped ? `\n(${skipped} unreadable line(s) of metrics.jsonl skipped)` : ''}`).join('\n\n') + '\n');
+    }
+    return 0;
+  }
+  const rows = aggregateRuns(readRuns(dirs));
   process.stdout.write((argv.json ? JSON.stringify(rows, null, 2) : formatAggregate(rows, Boolean(argv.markdown))) + '\n');
   return 0;
 }
 
+/** `btm info`: what a checkpoint holds, in words (or --json). */
+export function formatInfo(file: string, info: Awaited<ReturnType<typeof checkpointInfo>>): string {
+  const { meta, metadata } = info;
+  const names = meta.classNames;
+  const classes = names?.length
+    ? `${meta.numClasses}: ${names.slice(0, 12).join(', ')}${names.length > 12 ? `, ... (${names.length - 12} more)` : ''}`
+    : `${meta.numClasses} (no names)`;
+  const fmt = (v: number[]) => v.map((x) => x.toFixed(4)).join(', ');
+  const norm = meta.normalize ? `mean ${fmt(meta.normalize.mean)}; std ${fmt(meta.normalize.std)} (on the [0,1] scale)` : 'none (raw [0,1] pixels)';
+  const stage = metadata.stage
+    ? `${metadata.stage}${metadata.step && metadata.step !== metadata.stage ? ` (step ${metadata.step})` : ''}` +
+      (metadata.strategy ? `, merge ${metadata.strategy}` : '') + (metadata.members ? `, members ${metadata.members}` : '') +
+      (metadata.epoch !== undefined ? `, after epoch ${Number(metadata.epoch) + 1}` : '')
+    : 'not recorded';
+  const skip = new Set(['model', 'format', 'stage', 'step', 'strategy', 'members', 'epoch']);
+  const rest = Object.entries(metadata).filter(([k]) => !skip.has(k));
+  const lines: [string, string][] = [
+    ['file', file],
+    ['architecture', `${meta.arch}, ${info.parameters.toLocaleString('en-US')} parameters in ${info.tensors} tensors`],
+    ['input', `${meta.inChannels} channel(s), ${meta.imageSize}x${meta.imageSize} pixels`],
+    ['classes', classes],
+    ['normalisation', norm],
+    ['stage', stage],
+    ...(metadata.format ? [['format', metadata.format] as [string, string]] : []),
+    ...rest.map(([k, v]) => [k, String(v)] as [string, string]),
+  ];
+  return lines.map(([k, v]) => `${k.padEnd(14)}${v}`).join('\n');
+}
+
 async function cmdInfo(argv: Record<string, unknown>): Promise<number> {
-  const info = await checkpointInfo(argv.checkpoint as string);
-  process.stdout.write(JSON.stringify(info, null, 2) + '\n');
+  const file = argv.checkpoint as string;
+  const info = await checkpointInfo(file);
+  process.stdout.write((argv.json ? JSON.stringify(info, null, 2) : formatInfo(file, info)) + '\n');
   return 0;
 }
 
-const configOptions = (y: Argv) =>
+async function cmdConfig(argv: Record<string, unknown>): Promise<number> {
+  const config = parseConfig(buildConfig(argv));
+  if (argv.json) process.stdout.write(JSON.stringify(config, null, 2) + '\n');
+  else process.stdout.write(formatConfigKeys(config, undefined, 'value') + '\n');
+  return 0;
+}
+
+/** The key table of run --help: every key with its default under the default preset and size. */
+function keyHelp(keep?: (key: string) => boolean, header = 'default (btm/cpu)'): string {
+  return formatConfigKeys(parseConfig(presetConfig('btm', 'cpu')), keep, header);
+}
+
+const presetOptions = (y: Argv) =>
   y
     .option('preset', { choices: METHODS, default: 'btm', describe: 'method: pipeline and post-training recipe' })
-    .option('size', { choices: SIZES, default: 'cpu', describe: "schedule: 'cpu' (Fashion-MNIST-LT, about 6.5 min on 2 idle cores) or 'paper'" })
-    .option('config', { type: 'string', describe: 'JSON config file (overrides the preset; flags override it)' })
-    .option('json', { type: 'boolean', describe: 'machine-readable output on stdout, no progress' })
-    .epilog(`Every config key is also a flag, e.g. --data.dataset ${DATASETS.join('|')} --data.imbalanceFactor 50 ` +
-      '--model.arch resnet32 --pretrain.epochs 10 --btm.numSubsets 5 --btm.merge greedy-hmean --posttrain.loss \'{"type":"las"}\'');
+    .option('size', { choices: SIZES, default: 'cpu', describe: "schedule: 'cpu' (Fashion-MNIST-LT, about 6.5 min on 2 idle cores) or 'paper'" });
+
+const fileOptions = (y: Argv) =>
+  y
+    .option('config', { type: 'string', describe: 'JSON config file: an object of config keys (overrides the preset; flags override it)' })
+    .option('json', { type: 'boolean', describe: 'machine-readable output on stdout, no progress' });
+
+const dataEpilog = (command: string) =>
+  `Data flags (other config flags are validated but not used by btm ${command}, which says so):\n` + keyHelp(DATA_KEYS, 'default');
 
 export async function main(args: string[]): Promise<number> {
   let code = 0;
@@ -194,42 +317,51 @@ export async function main(args: string[]): Promise<number> {
     .scriptName('btm')
     .parserConfiguration({ 'camel-case-expansion': false, 'strip-aliased': true })
     .command('run', 'run a pipeline: pretrain -> [fc] -> btm -> posttrain (default preset btm)', (y) =>
-      configOptions(y)
+      fileOptions(presetOptions(y))
         .option('name', { type: 'string', describe: 'run name (directory <runDir>/<name>)' })
-        .option('resume', { type: 'boolean', describe: 'continue the run in <runDir>/<name> from its last finished step' })
-        .option('quiet', { type: 'boolean', describe: 'no progress output' }), wrap(cmdRun))
+        .option('resume', { type: 'boolean', describe: 'continue the run in <runDir>/<name> from its last finished epoch; same flags as its first start ' +
+          '(only settings of stages not started yet may change)' })
+        .option('quiet', { type: 'boolean', describe: 'no progress output' })
+        .epilog(`Every config key is also a flag (a JSON value for a loss: --posttrain.loss '{"type":"las"}'); btm config shows the values a ` +
+          `preset and flags give. Datasets: ${DATASETS.join(', ')}.\n\n` + keyHelp()), wrap(cmdRun))
     .command('eval <checkpoint>', "evaluate a checkpoint on the configured dataset's test set", (y) =>
-      configOptions(y).positional('checkpoint', { type: 'string', demandOption: true }), wrap(cmdEval))
+      fileOptions(y).positional('checkpoint', { type: 'string', demandOption: true, describe: 'a btm-node .safetensors checkpoint' })
+        .epilog(dataEpilog('eval')), wrap(cmdEval))
     .command('merge <checkpoints..>', 'average checkpoints (streaming, one in memory at a time)', (y) =>
       y.positional('checkpoints', { type: 'string', array: true, demandOption: true })
         .option('out', { type: 'string', demandOption: true, describe: 'output .safetensors' })
-        .option('weights', { type: 'string', describe: 'comma-separated weights (default uniform)' }), wrap(cmdMerge))
+        .option('weights', { type: 'string', describe: 'comma-separated weights, one per checkpoint, finite and >= 0, not all 0 (default uniform)' })
+        .strict(), wrap(cmdMerge))
     .command('split', 'write a long-tailed split list of the configured dataset', (y) =>
-      configOptions(y).option('out', { type: 'string', demandOption: true, describe: 'output list file' }), wrap(cmdSplit))
+      fileOptions(y).option('out', { type: 'string', demandOption: true, describe: 'output list file' }).epilog(dataEpilog('split')), wrap(cmdSplit))
     .command('interpolate <a> <b>', '(1 - lambda) a + lambda b for lambda in [0, 1], each evaluated on the test set (figures 1-2)', (y) =>
-      configOptions(y).positional('a', { type: 'string', demandOption: true }).positional('b', { type: 'string', demandOption: true })
-        .option('steps', { type: 'number', default: 11, describe: 'number of lambdas, evenly spaced' }), wrap(cmdInterpolate))
-    .command('report <runs..>', 'mean and spread of every row over runs named <method>-s<seed> (results.json)', (y) =>
-      y.positional('runs', { type: 'string', array: true, demandOption: true })
+      fileOptions(y).positional('a', { type: 'string', demandOption: true }).positional('b', { type: 'string', demandOption: true })
+        .option('steps', { type: 'number', default: 11, describe: 'number of lambdas, evenly spaced' }).epilog(dataEpilog('interpolate')), wrap(cmdInterpolate))
+    .command('report <runs..>', 'mean and spread of every row over runs named <method>-s<seed> (results.json); --curves: per-epoch metrics (metrics.jsonl)', (y) =>
+      y.positional('runs', { type: 'string', array: true, demandOption: true, describe: 'run directories' })
+        .option('curves', { type: 'boolean', describe: "each run's metrics.jsonl: a row per epoch (lr, loss, train accuracy, images/s) and per evaluation" })
         .option('markdown', { type: 'boolean', describe: 'a Markdown table' })
-        .option('json', { type: 'boolean' }), wrap(cmdReport))
-    .command('info <checkpoint>', 'show a checkpoint: architecture, classes, tensors, metadata', (y) =>
-      y.positional('checkpoint', { type: 'string', demandOption: true }), wrap(cmdInfo))
+        .option('json', { type: 'boolean' })
+        .strict(), wrap(cmdReport))
+    .command('info <checkpoint>', 'show a checkpoint: architecture, classes, normalisation, stage, metadata', (y) =>
+      y.positional('checkpoint', { type: 'string', demandOption: true }).option('json', { type: 'boolean' }).strict(), wrap(cmdInfo))
+    .command('config', 'every config key: what it accepts and its value for the preset, size, config file and flags given (--json: the config)', (y) =>
+      fileOptions(presetOptions(y)), wrap(cmdConfig))
     .command('doctor', 'check the install: the libtorch the addon was built against and runs with, CUDA, devices; each problem with its fix', (y) =>
-      y.option('json', { type: 'boolean', describe: 'the report as JSON' }), wrap(async (a) => {
+      y.option('json', { type: 'boolean', describe: 'the report as JSON' }).strict(), wrap(async (a) => {
       const { doctor, formatDoctor } = await import('./doctor.js');
       const report = doctor();
       process.stdout.write(a.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctor(report));
       return report.problems.length > 0 ? 1 : 0;
     }))
-    .demandCommand(1, 'name a command: run, eval, merge, interpolate, split, report or info')
+    .demandCommand(1, 'name a command: run, eval, merge, interpolate, split, report, info, config or doctor')
     .strictCommands()
     .fail((msg, err) => {
-      if (err) throw err;
-      process.stderr.write(`${msg}\n\nRun btm --help for usage.\n`);
-      code = 2;
+      // a usage error stops here: the command does not run
+      throw err ?? new UsageError(msg);
     })
     .help()
+    .wrap(null)
     .parseAsync();
   return code;
 }
@@ -238,6 +370,10 @@ main(hideBin(process.argv)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     const e = err as Error;
+    if (e instanceof UsageError) {
+      process.stderr.write(`btm: ${e.message}\n\nRun btm --help (or btm <command> --help) for usage.\n`);
+      process.exit(2);
+    }
     process.stderr.write(`btm: ${process.env.BTM_DEBUG ? (e.stack ?? String(e)) : (e.message ?? String(e))}\n`);
     process.exit(e instanceof ConfigError ? 2 : 1);
   },

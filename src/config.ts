@@ -202,3 +202,14 @@ export function parseConfig(input: unknown, source = 'config'): Config {
   if (!r.success) throw new ConfigError(`invalid configuration:\n${formatConfigIssues(r.error, source)}`);
   return r.data;
 }
+
+/** The dotted keys whose values differ between two configs (leaves compared; arrays and losses as wholes). */
+export function configDiff(a: unknown, b: unknown, prefix = ''): string[] {
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const whole = prefix.endsWith('.loss') || prefix === 'loss' || prefix.endsWith('.normalize');
+  if (!whole && isObj(a) && isObj(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+    return keys.flatMap((k) => configDiff(a[k], b[k], prefix ? `${prefix}.${k}` : k));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix || '(whole config)'];
+}

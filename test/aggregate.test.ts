@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { aggregateRuns, formatAggregate, methodOf } from '../src/report/aggregate.js';
+import { aggregateRuns, formatAggregate, formatCurves, methodOf } from '../src/report/aggregate.js';
 import type { ResultRow } from '../src/pipeline/run-state.js';
 
 const row = (step: string, label: string, h: number, acc: number): ResultRow => ({
@@ -27,5 +27,28 @@ describe('aggregateRuns', () => {
   it('methodOf strips only a trailing seed suffix', () => {
     expect(methodOf('btm-fc-s12')).toBe('btm-fc');
     expect(methodOf('my-run')).toBe('my-run');
+  });
+  it('a row of a single run shows its value without a spread, a row of several runs mean ± std', () => {
+    const agg = aggregateRuns([
+      { name: 'btm-s0', rows: [row('pretrain', 'pre-train', 0.5, 0.8), row('posttrain', 'post', 0.6, 0.8)] },
+      { name: 'btm-s1', rows: [row('pretrain', 'pre-train', 0.7, 0.9)] },
+    ]);
+    const lines = formatAggregate(agg).split('\n');
+    expect(lines[2]).toMatch(/^btm +pre-train +2 +60\.00 ± 14\.14 /);
+    expect(lines[3]).toMatch(/^btm +post +1 +60\.00 +60\.00 +30\.00 +80\.00$/);
+    expect(formatAggregate(agg, true)).toContain('| btm | post | 1 | 60.00 | 60.00 | 30.00 | 80.00 |');
+    expect(formatAggregate(aggregateRuns([{ name: 'one', rows: [row('pretrain', 'p', 0.5, 0.5)] }]))).not.toContain('±');
+  });
+});
+
+describe('formatCurves', () => {
+  it('a row per epoch (lr, loss, train accuracy, images/s) and per evaluation (test metrics)', () => {
+    const t = formatCurves([
+      { kind: 'epoch', time: '', stage: 'pretrain', step: 'pretrain', epoch: 1, epochs: 2, lr: 0.1, loss: 'ce', trainLoss: 1.23456, trainAccuracy: 0.5, imagesPerSec: 812.4, seconds: 1 },
+      { kind: 'eval', time: '', ...row('pretrain', 'pre-train', 0.25, 0.75) },
+    ]).split('\n');
+    expect(t[0]).toMatch(/^step +epoch +lr +loss +train acc % +img\/s +test acc % +H-mean % +G-mean % +lowest %$/);
+    expect(t[2]).toMatch(/^pretrain +1\/2 +0\.100 +1\.2346 +50\.00 +812 +- +- +- +-$/);
+    expect(t[3]).toMatch(/^pretrain +test +- +- +- +- +75\.00 +25\.00 +25\.00 +12\.50$/);
   });
 });

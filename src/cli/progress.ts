@@ -28,25 +28,73 @@ export function formatRows(rows: readonly ResultRow[]): string {
   return formatTable(ROW_COLUMNS, rows as unknown as Record<string, unknown>[]);
 }
 
-/** Writes progress to a stream: a redrawn bar on a TTY, step lines and result rows always. */
+/** Short images/s: 850, 12.3k. */
+function formatRate(v: number): string {
+  if (!Number.isFinite(v)) return '?';
+  return v >= 10_000 ? `${(v / 1000).toFixed(0)}k` : v >= 1000 ? `${(v / 1000).toFixed(1)}k` : v.toFixed(0);
+}
+
+export interface ProgressOptions {
+  /** Without a TTY, also print a line inside an epoch when this many seconds passed since the last (default 30). */
+  intervalSeconds?: number;
+  /** Clock in ms (tests). */
+  now?: () => number;
+  /** Width to fit on a TTY when the stream does not say (default 80). */
+  columns?: number;
+}
+
+/**
+ * Writes progress to a stream. On a TTY: a redrawn one-line bar (step, epoch within the step, rate,
+ * ETA, loss) that fits the terminal (at most 80 columns) and is cleared before anything else is
+ * printed, an evaluation included. Not on a TTY (a log file, CI): a line per finished epoch with
+ * stage, epoch/total, loss, accuracy, lr, images/s and ETA, and a line every `intervalSeconds` inside
+ * long epochs. Step lines and result rows are printed in both cases.
+ */
 export class ProgressPrinter {
   private barShown = false;
   private lastDraw = 0;
+  private lastLine = 0;
+  private readonly interval: number;
+  private readonly now: () => number;
 
   constructor(
-    private readonly out: NodeJS.WriteStream,
+    private readonly out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number },
     private readonly quiet: boolean,
-  ) {}
+    private readonly opts: ProgressOptions = {},
+  ) {
+    this.interval = (opts.intervalSeconds ?? 30) * 1000;
+    this.now = opts.now ?? Date.now;
+    this.lastLine = this.now();
+  }
 
   private get tty(): boolean {
     return !this.quiet && this.out.isTTY === true;
   }
 
-  private line(text: string): void {
-    if (this.quiet) return;
+  private get width(): number {
+    return Math.min(80, this.out.columns ?? this.opts.columns ?? 80);
+  }
+
+  private clearBar(): void {
     if (this.barShown) this.out.write('\r\x1b[2K');
     this.barShown = false;
+  }
+
+  private line(text: string): void {
+    if (this.quiet) return;
+    this.clearBar();
     this.out.write(text + '\n');
+    this.lastLine = this.now();
+  }
+
+  /** Clears a bar left on the terminal (before the final output or an error). */
+  finish(): void {
+    this.clearBar();
+  }
+
+  private bar(text: string): void {
+    this.out.write('\r\x1b[2K' + text.slice(0, this.width - 1));
+    this.barShown = true;
   }
 
   handle = (e: ProgressEvent): void => {
@@ -59,18 +107,34 @@ export class ProgressPrinter {
         const r = e.row;
         return this.line(`   -> ${r.label}: acc ${pct(r.accuracy)}  H-mean ${pct(r.harmonicMean)}  G-mean ${pct(r.geometricMean)}  lowest ${pct(r.lowestRecall)}`);
       }
+      case 'eval':
+        if (this.tty) this.bar(`${e.step}: evaluating on the test set...`);
+        return;
+      case 'epoch': {
+        if (this.quiet || this.tty) return;
+        return this.line(`${e.step} epoch ${e.epoch}/${e.epochs}: loss ${e.loss.toFixed(4)} acc ${(e.acc * 100).toFixed(1)}% ` +
+          `lr ${e.lr.toPrecision(3)} ${formatRate(e.imagesPerSec)} img/s ETA ${formatDuration(e.etaSeconds)}` +
+          (e.step === e.stage ? '' : ` (${e.stage})`));
+      }
       case 'train': {
-        if (!this.tty) return;
-        const now = Date.now();
+        if (this.quiet) return;
+        const now = this.now();
+        if (!this.tty) {
+          // long epochs: a line every interval, so a log never goes quiet for long
+          if (now - this.lastLine >= this.interval && e.done < e.total) {
+            this.line(`${e.step} epoch ${e.epoch}/${e.epochs}: ${Math.floor((e.done / e.total) * 100)}% of the step, loss ${e.loss.toFixed(4)} ` +
+              `${formatRate(e.imagesPerSec)} img/s ETA ${formatDuration(e.etaSeconds)}`);
+          }
+          return;
+        }
         if (now - this.lastDraw < 100 && e.done < e.total) return;
         this.lastDraw = now;
-        const width = 24;
         const frac = e.total > 0 ? e.done / e.total : 1;
-        const bar = '#'.repeat(Math.round(frac * width)).padEnd(width, '.');
-        const text = `${e.step} epoch ${e.epoch}/${e.epochs} [${bar}] ${(frac * 100).toFixed(0)}% ` +
-          `${e.imagesPerSec.toFixed(0)} img/s ETA ${formatDuration(e.etaSeconds)} loss ${e.loss.toFixed(3)} acc ${(e.acc * 100).toFixed(1)}%`;
-        this.out.write('\r\x1b[2K' + text.slice(0, (this.out.columns ?? 120) - 1));
-        this.barShown = true;
+        const barWidth = 12;
+        const bar = '#'.repeat(Math.round(frac * barWidth)).padEnd(barWidth, '.');
+        // at most 79 columns: "btm-12 ep 30/30 [############] 100% 12.3k img/s ETA 10h05m loss 12.345"
+        this.bar(`${e.step} ep ${e.epoch}/${e.epochs} [${bar}] ${(frac * 100).toFixed(0)}% ${formatRate(e.imagesPerSec)} img/s ` +
+          `ETA ${formatDuration(e.etaSeconds)} loss ${e.loss.toFixed(3)}`);
       }
     }
   };

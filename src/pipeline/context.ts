@@ -10,6 +10,8 @@ export type ProgressEvent =
   | { type: 'step'; step: string; stage: string; message: string }
   | {
       type: 'train';
+      /** The stage ('btm') and its step ('btm-3'). */
+      stage: string;
       step: string;
       epoch: number;
       epochs: number;
@@ -21,6 +23,15 @@ export type ProgressEvent =
       imagesPerSec: number;
       etaSeconds: number;
     }
+  /** An epoch finished (its record in metrics.jsonl). */
+  | {
+      type: 'epoch'; stage: string; step: string; epoch: number; epochs: number; lr: number; loss: number; acc: number;
+      imagesPerSec: number; seconds: number;
+      /** Seconds left in this step at the rate so far. */
+      etaSeconds: number;
+    }
+  /** An evaluation on the test set starts (its row follows). */
+  | { type: 'eval'; step: string; stage: string; label: string }
   | { type: 'row'; row: ResultRow }
   | { type: 'log'; message: string };
 
@@ -41,5 +52,20 @@ export class RunInterrupted extends Error {
   override name = 'RunInterrupted';
   constructor(readonly step: string) {
     super(`run interrupted during step '${step}'`);
+  }
+}
+
+/** Training diverged: a loss or weight stopped being finite, or the loss exploded. Names the stage, its step, epoch and learning rate. */
+export class DivergenceError extends Error {
+  override name = 'DivergenceError';
+  constructor(
+    readonly stage: string,
+    readonly step: string,
+    readonly epoch: number,
+    readonly lr: number,
+    what: string,
+    where = '',
+  ) {
+    super(`${stage}${step === stage ? '' : ` (${step})`}: ${what} in epoch ${epoch}${where}; ${stage}.lr is ${lr}: lower --${stage}.lr`);
   }
 }

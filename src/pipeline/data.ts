@@ -92,16 +92,31 @@ export function channelStats(set: ImageSet, indices: ArrayLike<number>): { mean:
   return { mean, std };
 }
 
+/**
+ * The data of a run, checked before anything is written: both sets hold images of one shape and class
+ * count, the split holds images, and the normalisation is finite with one value per channel. Errors
+ * name the file or the config key.
+ */
 export async function loadRunData(cfg: Config): Promise<RunData> {
   const { train, test } = await loadImageSets(cfg.data, cfg.seed);
+  for (const set of [train, test]) {
+    if (set.labels.length === 0) throw new Error(`${set.source}: holds no images`);
+  }
   if (test.numClasses !== train.numClasses || test.channels !== train.channels || test.height !== train.height || test.width !== train.width) {
     throw new Error(`${test.source}: test set shape/classes differ from the training set ${train.source}`);
   }
   const { split, counts } = longTailSplit(cfg.data, train);
+  if (split.length === 0) {
+    throw new Error(`${cfg.data.splitFile ?? 'data.maxPerClass / data.imbalanceFactor'}: the long-tailed split holds no images`);
+  }
   const n = cfg.data.normalize;
   const normalize = n === 'none' ? undefined : n === 'auto' ? channelStats(train, split) : n;
   if (normalize && (normalize.mean.length !== train.channels || normalize.std.length !== train.channels)) {
     throw new Error(`data.normalize: mean and std need ${train.channels} value(s), one per channel`);
+  }
+  if (normalize && ![...normalize.mean, ...normalize.std].every(Number.isFinite)) {
+    throw new Error(`data.normalize: ${n === 'auto' ? `the statistics of the ${split.length} split images are not finite` : 'not finite'} ` +
+      `(mean ${normalize.mean.join(', ')}, std ${normalize.std.join(', ')})`);
   }
   return { train, test, split, counts, normalize };
 }

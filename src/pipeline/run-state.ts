@@ -1,11 +1,13 @@
 /**
  * A run directory: config.json, split.txt, per-step checkpoints, state.json (what has finished, for
- * --resume) and results.json (every evaluation row, timings). Every file is written atomically.
+ * --resume), results.json (every evaluation row, timings) and metrics.jsonl (a record per epoch and per
+ * evaluation). Every file but metrics.jsonl (appended a line at a time) is written atomically.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { appendFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { writeJsonAtomic } from '../atomic-file.js';
-import type { Config } from '../config.js';
+import { parseConfig, type Config } from '../config.js';
 import type { Summary } from '../metrics.js';
 
 /** The Summary fields a result row carries as they are. */
@@ -25,16 +27,40 @@ export interface ResultRow extends SummaryFields {
   trainSeconds: number;
 }
 
+/** The layout of state.json; bumped when it (or the run directory) changes in a way an older reader would misread. */
+export const RUN_FORMAT = 'btm-node-run';
+export const RUN_FORMAT_VERSION = 2;
+
 export interface RunStateFile {
-  version: 1;
+  format: typeof RUN_FORMAT;
+  version: typeof RUN_FORMAT_VERSION;
   finished: string[];
   /** A step interrupted after a finished epoch: its training-state checkpoint. */
   partial?: { step: string; epoch: number; file: string };
   /** Merge-validation scores of BTM fine-tunes (for adaptive / greedy merges). */
   scores: Record<string, { harmonicMean: number; geometricMean: number }>;
+  /** What each finished merge used: the strategy, the members and their weights (normalised to sum 1). */
+  merges?: Record<string, { strategy: string; members: number[]; weights: number[] }>;
   rows: ResultRow[];
   /** Seconds per step (training and evaluation). */
   timings: Record<string, number>;
+}
+
+/** One line of metrics.jsonl: a finished training epoch, or an evaluation on the test set. */
+export type MetricsRecord =
+  | {
+      kind: 'epoch'; time: string; stage: string; step: string; epoch: number; epochs: number;
+      /** Learning rate at the epoch's first step. */
+      lr: number;
+      /** What the loss was (from the options the trainer passed): 'ce', 'gml', 'logit-adjust', 'las'. */
+      loss: string;
+      trainLoss: number; trainAccuracy: number; imagesPerSec: number; seconds: number;
+    }
+  | ({ kind: 'eval'; time: string } & Omit<ResultRow, 'perClassRecall'>);
+
+/** The stage a step belongs to: 'btm-3' and 'btm-merge' are BTM's, every other step is its stage's name. */
+export function stageOfStep(step: string): string {
+  return /^btm-/.test(step) ? 'btm' : step;
 }
 
 export function rowFromSummary(step: string, stage: string, label: string, s: Summary, trainSeconds: number): ResultRow {
@@ -62,26 +88,83 @@ export class RunDir {
   ) {}
 
   /**
-   * A new run directory (refuses to reuse one that holds a run: never overwrite checkpoints), or,
-   * with resume, the existing one and its state. Returns the config to use: on resume, the saved one.
+   * Checks, writing nothing, that a new run can be created at `dir`: it holds no run, and the nearest
+   * existing ancestor is a writable directory. Throws an Error naming the path otherwise.
    */
-  static async open(dir: string, config: Config, resume: boolean): Promise<{ run: RunDir; config: Config }> {
-    const configFile = join(dir, 'config.json');
-    const stateFile = join(dir, 'state.json');
-    if (resume) {
-      if (!existsSync(stateFile)) throw new Error(`--resume: ${dir} holds no run to resume (no state.json)`);
-      const saved = JSON.parse(readFileSync(configFile, 'utf8')) as Config;
-      const state = JSON.parse(readFileSync(stateFile, 'utf8')) as RunStateFile;
-      return { run: new RunDir(dir, state), config: saved };
-    }
-    if (existsSync(stateFile)) {
+  static checkNew(dir: string): void {
+    if (existsSync(join(dir, 'state.json'))) {
       throw new Error(`${dir} already holds a run: pass --resume to continue it, or choose another --name`);
     }
-    mkdirSync(join(dir, 'btm'), { recursive: true });
-    await writeJsonAtomic(configFile, config);
-    const run = new RunDir(dir, { version: 1, finished: [], scores: {}, rows: [], timings: {} });
+    let p = resolve(dir);
+    for (;;) {
+      let st;
+      try {
+        st = statSync(p);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') throw new Error(`cannot create the run directory ${dir}: ${p}: ${(e as Error).message}`);
+        const parent = dirname(p);
+        if (parent === p) throw new Error(`cannot create the run directory ${dir}: no existing ancestor`);
+        p = parent;
+        continue;
+      }
+      if (!st.isDirectory()) throw new Error(`cannot create the run directory ${dir}: ${p} is not a directory`);
+      try {
+        accessSync(p, constants.W_OK | constants.X_OK);
+      } catch {
+        throw new Error(`cannot create the run directory ${dir}: ${p} is not writable`);
+      }
+      return;
+    }
+  }
+
+  /**
+   * Creates the run directory one level at a time (no recursive mkdir: on some special file systems it
+   * can loop), then writes config.json and an empty state.json. Call checkNew first.
+   */
+  static async create(dir: string, config: Config): Promise<RunDir> {
+    const missing: string[] = [];
+    for (let p = resolve(dir); !existsSync(p); p = dirname(p)) missing.unshift(p);
+    for (const p of [...missing, resolve(dir, 'btm')]) {
+      try {
+        mkdirSync(p);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST' && statSync(p).isDirectory()) continue;
+        throw new Error(`cannot create the run directory ${dir}: ${(e as Error).message}`);
+      }
+    }
+    await writeJsonAtomic(join(dir, 'config.json'), config);
+    const run = new RunDir(dir, { format: RUN_FORMAT, version: RUN_FORMAT_VERSION, finished: [], scores: {}, rows: [], timings: {} });
     await run.save();
-    return { run, config };
+    return run;
+  }
+
+  /**
+   * Reads a run directory to resume: state.json of this format version, and config.json validated with
+   * the same schema as a fresh run. Throws an Error naming the file on any problem.
+   */
+  static readExisting(dir: string): { state: RunStateFile; config: Config } {
+    const stateFile = join(dir, 'state.json');
+    const configFile = join(dir, 'config.json');
+    if (!existsSync(stateFile)) throw new Error(`--resume: ${dir} holds no run to resume (no state.json)`);
+    const state = readJson(stateFile) as Partial<RunStateFile> & { version?: unknown };
+    if (typeof state !== 'object' || state === null || Array.isArray(state)) throw new Error(`${stateFile}: not a btm-node run state (expected a JSON object)`);
+    if (state.format !== RUN_FORMAT || state.version !== RUN_FORMAT_VERSION) {
+      const found = state.format === RUN_FORMAT || state.version !== undefined ? `run format version ${String(state.version)}` : 'no run format';
+      throw new Error(`${dir}: written by another btm-node version (${found}; this one reads ${RUN_FORMAT} version ${RUN_FORMAT_VERSION}): ` +
+        'it cannot be resumed; start a new run (another --name)');
+    }
+    if (!Array.isArray(state.finished) || !Array.isArray(state.rows) || typeof state.scores !== 'object' || typeof state.timings !== 'object') {
+      throw new Error(`${stateFile}: damaged run state (finished, rows, scores or timings missing)`);
+    }
+    if (!existsSync(configFile)) throw new Error(`--resume: ${dir} has no config.json`);
+    const config = parseConfig(readJson(configFile), configFile);
+    return { state: state as RunStateFile, config };
+  }
+
+  /** The RunDir of a run read by readExisting. */
+  static resumed(dir: string, state: RunStateFile): RunDir {
+    return new RunDir(dir, state);
   }
 
   path(...parts: string[]): string {
@@ -106,9 +189,70 @@ export class RunDir {
     this.state.rows = this.state.rows.filter((r) => r.step !== row.step);
     this.state.rows.push(row);
     await this.save();
+    const { perClassRecall: _, ...rest } = row;
+    await this.logMetrics({ kind: 'eval', time: new Date().toISOString(), ...rest });
+  }
+
+  /**
+   * Appends one record to metrics.jsonl (a line per write; a line cut by a crash is skipped by
+   * readMetrics, and an epoch run again after --resume replaces its earlier record there).
+   */
+  logMetrics(record: MetricsRecord): Promise<void> {
+    return appendFile(join(this.dir, METRICS_FILE), JSON.stringify(record) + '\n');
   }
 
   save(): Promise<void> {
     return writeJsonAtomic(join(this.dir, 'state.json'), this.state);
   }
+}
+
+export const METRICS_FILE = 'metrics.jsonl';
+
+function readJson(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The records of <dir>/metrics.jsonl in order, the last one kept where an epoch or an evaluation was
+ * recorded twice (a resumed run repeats the epochs after its last checkpoint); lines that do not parse
+ * (a line cut by a crash) are skipped and counted.
+ */
+export function readMetrics(dir: string): { records: MetricsRecord[]; skipped: number } {
+  const file = join(dir, METRICS_FILE);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message}`);
+  }
+  const byKey = new Map<string, MetricsRecord>();
+  let skipped = 0;
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    let r: MetricsRecord;
+    try {
+      r = JSON.parse(line) as MetricsRecord;
+    } catch {
+      skipped++;
+      continue;
+    }
+    if (typeof r !== 'object' || r === null || (r.kind !== 'epoch' && r.kind !== 'eval')) {
+      skipped++;
+      continue;
+    }
+    const key = r.kind === 'epoch' ? `epoch\u0000${r.step}\u0000${r.epoch}` : `eval\u0000${r.step}`;
+    byKey.delete(key); // re-insert: the order is that of the last write
+    byKey.set(key, r);
+  }
+  return { records: [...byKey.values()], skipped };
 }

@@ -8,22 +8,22 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../atomic-file.js';
 import { readCheckpoint, type ModelMeta } from '../checkpoint.js';
-import { parseConfig, type Config, type ConfigInput, type StageName } from '../config.js';
+import { configDiff, ConfigError, parseConfig, STAGES, type Config, type ConfigInput, type StageName } from '../config.js';
 import { Dataset } from '../dataset.js';
-import { buildInfo, getNumThreads, setNumThreads, type Device } from '../device.js';
+import { buildInfo, cudaAvailable, deviceCount, getNumThreads, setNumThreads, type Device } from '../device.js';
 import { Model } from '../model.js';
 import { recallChartPng, recallChartSvg } from '../report/chart.js';
 import { formatSplitList } from '../sampling/longtail.js';
 import { RunInterrupted, type ProgressEvent, type StageContext } from './context.js';
 import { loadRunData } from './data.js';
-import { RunDir, type ResultRow } from './run-state.js';
+import { RunDir, stageOfStep, type ResultRow, type RunStateFile } from './run-state.js';
 import { btm, evaluateStep, fc, posttrain, pretrain, restoreStep } from './stages.js';
 
 export interface RunOptions {
   /** Stops the run after the current chunk of steps; the run directory stays resumable. */
   signal?: AbortSignal;
   onProgress?: (event: ProgressEvent) => void;
-  /** Continue the run in <runDir>/<name> from where it stopped (its saved config is used). */
+  /** Continue the run in <runDir>/<name> from where it stopped (the config must match the saved one; see runPipeline). */
   resume?: boolean;
 }
 
@@ -47,21 +47,33 @@ function stageDone(run: RunDir, stage: StageName): boolean {
   return run.isFinished(stage === 'btm' ? 'btm-merge' : stage);
 }
 
-/** Runs a pipeline from a config (validated here; see ConfigSchema and presetConfig). */
+/**
+ * Runs a pipeline from a config (validated here; see ConfigSchema and presetConfig).
+ *
+ * Everything that can be checked is checked before the run directory is written: the config, where
+ * the directory goes, the device, the data (readable, non-empty split and test set, finite
+ * normalisation) and model.init (readable, same architecture, classes and image shape as the data).
+ * A run that fails there leaves nothing behind.
+ *
+ * With `resume`, the saved config (validated with the same schema) must equal the given one, except
+ * for the settings of stages that have not started yet (no finished step, no partial checkpoint),
+ * which may change: anything else is refused with the list of differing keys.
+ */
 export async function runPipeline(input: ConfigInput | Config, opts: RunOptions = {}): Promise<RunResult> {
   const parsed = parseConfig(input);
   const dir = join(parsed.runDir, parsed.name);
-  const { run, config } = await RunDir.open(dir, parsed, opts.resume ?? false);
-  const emit = opts.onProgress ?? (() => {});
-  if (config.threads) setNumThreads(config.threads);
-
-  const data = await loadRunData(config);
-  const splitFile = run.path('split.txt');
-  if (!existsSync(splitFile)) {
-    await writeFileAtomic(splitFile, formatSplitList(data.split, data.train.labels, {
-      numClasses: data.train.numClasses, seed: config.data.splitSeed, profile: config.data.profile, imbalanceFactor: config.data.imbalanceFactor,
-    }));
+  let config = parsed;
+  let resumed: { state: RunStateFile; changed: string[] } | undefined;
+  if (opts.resume) {
+    const saved = RunDir.readExisting(dir);
+    const changed = checkResumeChanges(dir, saved.config, parsed, saved.state);
+    config = changed.length ? parsed : saved.config;
+    resumed = { state: saved.state, changed };
+  } else {
+    RunDir.checkNew(dir);
   }
+  checkDevice(config.model.device);
+  const data = await loadRunData(config);
   const meta: ModelMeta = {
     arch: config.model.arch,
     numClasses: data.train.numClasses,
@@ -70,6 +82,25 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
     normalize: data.normalize,
     classNames: data.train.classNames,
   };
+  if (config.model.init) await checkInit(config.model.init, meta);
+
+  let run: RunDir;
+  if (resumed) {
+    run = RunDir.resumed(dir, resumed.state);
+    if (resumed.changed.length) await writeJsonAtomic(run.path('config.json'), config);
+  } else {
+    run = await RunDir.create(dir, config);
+  }
+  const emit = opts.onProgress ?? (() => {});
+  if (config.threads) setNumThreads(config.threads);
+
+  if (resumed?.changed.length) emit({ type: 'log', message: `--resume: settings of stages not started yet changed: ${resumed.changed.join(', ')}` });
+  const splitFile = run.path('split.txt');
+  if (!existsSync(splitFile)) {
+    await writeFileAtomic(splitFile, formatSplitList(data.split, data.train.labels, {
+      numClasses: data.train.numClasses, seed: config.data.splitSeed, profile: config.data.profile, imbalanceFactor: config.data.imbalanceFactor,
+    }));
+  }
   const device = config.model.device as Device;
   const trainSet = Dataset.fromImageSet(data.train, device);
   const testSet = Dataset.fromImageSet(data.test, device);
@@ -117,6 +148,50 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
   }
 }
 
+/** Keys that may differ on --resume: those of pipeline stages with no finished step and no partial checkpoint. */
+function checkResumeChanges(dir: string, saved: Config, given: Config, state: RunStateFile): string[] {
+  const diff = configDiff(saved, given);
+  if (diff.length === 0) return [];
+  const started = new Set([...state.finished, ...(state.partial ? [state.partial.step] : [])].map(stageOfStep));
+  const safe = (key: string) => {
+    const section = key.split('.')[0];
+    if (key === 'runDir') return true; // where the directory is, not what runs in it
+    return (STAGES as readonly string[]).includes(section) && !started.has(section);
+  };
+  const refused = diff.filter((k) => !safe(k));
+  if (refused.length) {
+    throw new ConfigError(`--resume: the settings differ from those ${dir} was started with, in: ${refused.join(', ')}. ` +
+      `Pass the same flags as the first run (or --config ${join(dir, 'config.json')}); only settings of stages that have not started ` +
+      `yet may change${started.size ? ` (started: ${[...started].join(', ')})` : ''}.`);
+  }
+  return diff;
+}
+
+/** A CUDA device must exist before anything is written. */
+function checkDevice(device: string): void {
+  if (device === 'cpu') return;
+  const n = cudaAvailable() ? deviceCount() : 0;
+  const index = device === 'cuda' ? 0 : Number(device.slice(5));
+  if (index >= n) {
+    throw new ConfigError(`model.device: '${device}' requested, but ${n === 0 ? 'no CUDA device is available (this libtorch has no CUDA or sees no GPU)' : `only ${n} CUDA device(s) are visible`}; use --model.device cpu`);
+  }
+}
+
+/** model.init must be a btm-node checkpoint of the configured architecture, for data of this shape. */
+async function checkInit(file: string, want: ModelMeta): Promise<void> {
+  let meta: ModelMeta;
+  try {
+    meta = (await readCheckpoint(file)).meta;
+  } catch (e) {
+    throw new ConfigError(`model.init: ${(e as Error).message}`);
+  }
+  const diffs: string[] = [];
+  for (const k of ['arch', 'numClasses', 'inChannels', 'imageSize'] as const) {
+    if (meta[k] !== want[k]) diffs.push(`${k} ${String(meta[k])} (the run needs ${String(want[k])})`);
+  }
+  if (diffs.length) throw new ConfigError(`model.init: ${file} does not match this run: ${diffs.join(', ')}`);
+}
+
 function describeRun(c: Config, n: number, counts: number[]): string {
   return `run ${c.name}: ${c.pipeline.join(' -> ')} | ${c.data.dataset}, ${n} training images, ` +
     `${counts.length} classes (${Math.max(...counts)} .. ${Math.min(...counts)} per class) | ${c.model.arch} on ${c.model.device}, ${getNumThreads()} threads`;
@@ -133,6 +208,7 @@ async function writeResults(ctx: StageContext, status: string): Promise<void> {
     classNames: data.train.classNames,
     machine: { ...buildInfo(), threads: getNumThreads(), node: process.version, device: config.model.device },
     rows: run.state.rows,
+    merges: run.state.merges ?? {},
     timings: run.state.timings,
   });
 }

@@ -20,6 +20,7 @@ import { runEpochs } from './trainer.js';
 
 /** Evaluates ctx.model on the test set and records a result row. */
 export async function evaluateStep(ctx: StageContext, step: string, stage: string, label: string): Promise<void> {
+  ctx.emit({ type: 'eval', step, stage, label });
   const t0 = performance.now();
   const { preds } = await ctx.model.evaluate(ctx.testSet, { batchSize: ctx.config.eval.batchSize, normalize: ctx.data.normalize });
   const s = summarize(ctx.data.test.labels, preds, ctx.meta.numClasses, {
@@ -127,10 +128,12 @@ export async function btm(ctx: StageContext): Promise<void> {
   const scores = subsets.map((_, k) => run.state.scores[`btm-${k}`]?.[key] ?? NaN);
   let merged: StateDict;
   let members = files.map((_, k) => k);
+  let weights = files.map(() => 1);
   if (c.merge === 'uniform') {
     merged = await mergeFiles(files);
   } else if (c.merge.startsWith('adaptive')) {
-    merged = await mergeFiles(files, { weights: adaptiveWeights(scores) });
+    weights = adaptiveWeights(scores);
+    merged = await mergeFiles(files, { weights });
   } else {
     const soup = await greedySoup(
       files.map((_, k) => ({ id: String(k), score: scores[k] })),
@@ -142,7 +145,10 @@ export async function btm(ctx: StageContext): Promise<void> {
     );
     merged = soup.state;
     members = soup.members.map(Number);
+    weights = members.map(() => 1);
   }
+  const total = weights.reduce((a, b) => a + b, 0);
+  (run.state.merges ??= {})['btm-merge'] = { strategy: c.merge, members, weights: weights.map((w) => w / total) };
   const mergedFile = run.path('btm', 'merged.safetensors');
   await saveState(mergedFile, merged, ctx.meta, { stage: 'btm', step: 'btm-merge', strategy: c.merge, members: members.join(',') });
   model.loadStateDict(merged);

@@ -8,7 +8,9 @@ import type { ScheduleConfig } from '../config.js';
 import type { TrainOptions } from '../model.js';
 import { Rng } from '../sampling/rng.js';
 import { learningRates } from '../schedule.js';
-import { RunInterrupted, type StageContext } from './context.js';
+import type { Model } from '../model.js';
+import { DivergenceError, RunInterrupted, type StageContext } from './context.js';
+import { stageOfStep } from './run-state.js';
 
 export interface EpochLoop {
   step: string;
@@ -22,6 +24,14 @@ export interface EpochLoop {
 
 const CHUNK_STEPS = 16;
 
+/**
+ * A batch loss above this is taken as divergence. Every loss here is a cross-entropy (GML, logit
+ * adjustment and smoothing included): chance level is ln C, a trained model stays well below, and a
+ * loss of 1000 needs logit gaps of about 1000, which only a diverging optimizer produces (lr 100 gives
+ * 1e4 to 1e12 while the weights are still finite, and NaN a stage later).
+ */
+export const LOSS_LIMIT = 1e3;
+
 /** FNV-1a, to derive a stream id from a step name. */
 function streamId(name: string): number {
   let h = 0x811c9dc5;
@@ -29,10 +39,30 @@ function streamId(name: string): number {
   return h;
 }
 
+/** The name of the first float tensor of the model holding a NaN or an infinity, if any. */
+export function nonFiniteWeight(model: Model): string | undefined {
+  for (const e of model.stateDict()) {
+    if (!(e.data instanceof Float32Array)) continue;
+    const d = e.data;
+    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) return e.name;
+  }
+  return undefined;
+}
+
+/** The loss the trainer asks the native core for, by name (recorded in metrics.jsonl). */
+export function lossName(t: EpochLoop['train']): string {
+  if (t.loss === 'gml') return 'gml';
+  if (t.labelSmoothing) return 'las';
+  if (t.logitOffsets) return 'logit-adjust';
+  return 'ce';
+}
+
 /** Trains `loop.schedule.epochs` epochs (resuming after the last checkpointed one); returns seconds spent. */
 export async function runEpochs(ctx: StageContext, loop: EpochLoop): Promise<number> {
   const { model, run } = ctx;
   const { epochs, batchSize } = loop.schedule;
+  const stage = stageOfStep(loop.step);
+  const loss = lossName(loop.train);
   const partialFile = run.path(`${loop.step.replace(/\W/g, '_')}.partial.safetensors`);
   let first = 0;
   if (run.state.partial?.step === loop.step) {
@@ -50,25 +80,44 @@ export async function runEpochs(ctx: StageContext, loop: EpochLoop): Promise<num
     if (loop.train.bnMode !== 'eval' && order.length % batchSize === 1) order = order.subarray(0, order.length - 1);
     const stepsPerEpoch = Math.ceil(order.length / batchSize);
     const t0 = performance.now();
-    let lossSum = 0, accSum = 0, steps = 0;
+    let lossSum = 0, accSum = 0, steps = 0, firstLr = NaN;
     for (let s = 0; s < stepsPerEpoch; s += CHUNK_STEPS) {
       const count = Math.min(CHUNK_STEPS, stepsPerEpoch - s);
       const chunk = order.subarray(s * batchSize, Math.min(order.length, (s + count) * batchSize));
       const lr = learningRates(loop.schedule, epoch * stepsPerEpoch + s, count, stepsPerEpoch);
+      if (s === 0) firstLr = lr[0];
       const r = await model.trainEpoch(ctx.trainSet, chunk, { ...loop.train, batchSize, lr });
-      for (let i = 0; i < r.steps; i++) (lossSum += r.losses[i]), (accSum += r.accs[i]);
+      for (let i = 0; i < r.steps; i++) {
+        if (!(Math.abs(r.losses[i]) <= LOSS_LIMIT)) {
+          const what = Number.isFinite(r.losses[i]) ? `the loss exploded to ${r.losses[i].toPrecision(3)} (limit ${LOSS_LIMIT})` : `the loss became ${r.losses[i]}`;
+          throw new DivergenceError(stage, loop.step, epoch + 1, loop.schedule.lr, what, `, batch ${s + i + 1} of ${stepsPerEpoch} (lr there ${lr[i].toPrecision(3)})`);
+        }
+        lossSum += r.losses[i];
+        accSum += r.accs[i];
+      }
       steps += r.steps;
       const done = (epoch - first) * order.length + Math.min(order.length, (s + count) * batchSize);
       const total = (epochs - first) * order.length;
       const rate = done / ((performance.now() - started) / 1000);
       ctx.emit({
-        type: 'train', step: loop.step, epoch: epoch + 1, epochs, done, total,
+        type: 'train', stage, step: loop.step, epoch: epoch + 1, epochs, done, total,
         loss: lossSum / steps, acc: accSum / steps, imagesPerSec: rate, etaSeconds: (total - done) / rate,
       });
-      if (!Number.isFinite(lossSum)) throw new Error(`${loop.step}: the loss became ${lossSum / steps} in epoch ${epoch + 1}; lower the learning rate`);
       if (ctx.signal?.aborted) throw new RunInterrupted(loop.step);
     }
-    run.addTime(loop.step, (performance.now() - t0) / 1000);
+    // a loss can stay finite while a weight or a BatchNorm statistic does not: check them once an epoch
+    const bad = nonFiniteWeight(model);
+    if (bad) throw new DivergenceError(stage, loop.step, epoch + 1, loop.schedule.lr, `the weights became non-finite (${bad})`);
+    const seconds = (performance.now() - t0) / 1000;
+    run.addTime(loop.step, seconds);
+    const imagesPerSec = order.length / seconds;
+    const elapsed = (performance.now() - started) / 1000;
+    const epochRecord = { stage, step: loop.step, epoch: epoch + 1, epochs, lr: firstLr, loss: lossSum / steps, acc: accSum / steps, imagesPerSec, seconds };
+    ctx.emit({ type: 'epoch', ...epochRecord, etaSeconds: (elapsed / (epoch + 1 - first)) * (epochs - epoch - 1) });
+    await run.logMetrics({
+      kind: 'epoch', time: new Date().toISOString(), stage, step: loop.step, epoch: epoch + 1, epochs, lr: firstLr, loss,
+      trainLoss: epochRecord.loss, trainAccuracy: epochRecord.acc, imagesPerSec, seconds,
+    });
     if (loop.resumable && epoch + 1 < epochs) {
       await saveTrainingState(partialFile, model, ctx.meta, { step: loop.step, epoch: String(epoch) });
       run.state.partial = { step: loop.step, epoch, file: partialFile };

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ResultRow } from '../pipeline/run-state.js';
+import type { MetricsRecord, ResultRow } from '../pipeline/run-state.js';
 import { formatTable } from './table.js';
 
 export const AGGREGATED_METRICS = ['harmonicMean', 'geometricMean', 'lowestRecall', 'accuracy'] as const;
@@ -63,9 +63,10 @@ export function readRuns(dirs: string[]): { name: string; rows: ResultRow[] }[] 
   });
 }
 
-const pm = (mean: number, std: number) => `${(mean * 100).toFixed(2)} ± ${(std * 100).toFixed(2)}`;
+/** mean ± std in percent; a row of one run has no spread to show: the value alone. */
+const pm = (mean: number, std: number, runs: number) => (runs > 1 ? `${(mean * 100).toFixed(2)} ± ${(std * 100).toFixed(2)}` : (mean * 100).toFixed(2));
 
-/** A terminal / Markdown-friendly table: mean ± std in percent. */
+/** A terminal / Markdown-friendly table: mean ± std in percent (the value alone for a single run). */
 export function formatAggregate(rows: AggregateRow[], markdown = false): string {
   const cols = [
     { key: 'method', header: 'method', align: 'left' as const },
@@ -78,10 +79,33 @@ export function formatAggregate(rows: AggregateRow[], markdown = false): string 
   ];
   const cells = rows.map((r) => ({
     method: r.method, label: r.label, runs: r.runs,
-    h: pm(r.mean.harmonicMean, r.std.harmonicMean), g: pm(r.mean.geometricMean, r.std.geometricMean),
-    low: pm(r.mean.lowestRecall, r.std.lowestRecall), acc: pm(r.mean.accuracy, r.std.accuracy),
+    h: pm(r.mean.harmonicMean, r.std.harmonicMean, r.runs), g: pm(r.mean.geometricMean, r.std.geometricMean, r.runs),
+    low: pm(r.mean.lowestRecall, r.std.lowestRecall, r.runs), acc: pm(r.mean.accuracy, r.std.accuracy, r.runs),
   }));
   if (!markdown) return formatTable(cols, cells);
   const line = (v: unknown[]) => `| ${v.join(' | ')} |`;
   return [line(cols.map((c) => c.header)), line(cols.map(() => '---')), ...cells.map((c) => line(cols.map((k) => (c as Record<string, unknown>)[k.key])))].join('\n');
+}
+
+/**
+ * The records of a run's metrics.jsonl as a table: a row per epoch (lr, training loss and accuracy,
+ * images/s) and per evaluation (test accuracy, H-mean, G-mean, lowest recall).
+ */
+export function formatCurves(records: readonly MetricsRecord[]): string {
+  const p = (v: unknown) => (typeof v === 'number' ? (v * 100).toFixed(2) : '');
+  const rows = records.map((r) => r.kind === 'epoch'
+    ? { step: r.step, epoch: `${r.epoch}/${r.epochs}`, lr: r.lr.toPrecision(3), loss: r.trainLoss.toFixed(4), trainAcc: p(r.trainAccuracy), ips: r.imagesPerSec.toFixed(0) }
+    : { step: r.step, epoch: 'test', acc: p(r.accuracy), h: p(r.harmonicMean), g: p(r.geometricMean), low: p(r.lowestRecall) });
+  return formatTable([
+    { key: 'step', header: 'step', align: 'left' },
+    { key: 'epoch', header: 'epoch', align: 'right' },
+    { key: 'lr', header: 'lr', align: 'right' },
+    { key: 'loss', header: 'loss', align: 'right' },
+    { key: 'trainAcc', header: 'train acc %', align: 'right' },
+    { key: 'ips', header: 'img/s', align: 'right' },
+    { key: 'acc', header: 'test acc %', align: 'right' },
+    { key: 'h', header: 'H-mean %', align: 'right' },
+    { key: 'g', header: 'G-mean %', align: 'right' },
+    { key: 'low', header: 'lowest %', align: 'right' },
+  ], rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v]))));
 }
