@@ -100,8 +100,8 @@ export function decodeSafetensors(buf: Uint8Array, source: string): SafetensorsC
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const n = view.getBigUint64(0, true);
   if (n > BigInt(buf.byteLength - 8)) {
-    fail(`not a safetensors file: its first 8 bytes read as a header length of ${n}, which exceeds the ` +
-      `${buf.byteLength - 8} bytes after the length field`);
+    fail(`not a safetensors file: header length ${n} exceeds the ${buf.byteLength - 8} bytes after the length field ` +
+      '(a safetensors file starts with the 8-byte length of its JSON header)');
   }
   const dataStart = 8 + Number(n);
   const dataLength = buf.byteLength - dataStart;
