@@ -20,7 +20,7 @@ export function describe(v: unknown): string {
   if (typeof v === 'bigint') return `${v}n`;
   if (typeof v !== 'object') return String(v);
   const name = Object.getPrototypeOf(v)?.constructor?.name;
-  return !name || name === 'Object' ? 'an object' : `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name}`;
+  return !name || name === 'Object' ? 'an object' : `${/^[AEIO]/.test(name) ? 'an' : 'a'} ${name}`;
 }
 
 function typeError(what: string, expected: string, v: unknown): never {
@@ -74,7 +74,7 @@ export const is = {
   },
 
   /** An instance of `cls`, described as `expected` (default: 'a <class name>'). */
-  instance<T>(cls: abstract new (...a: never[]) => T, expected = `${/^[AEIOU]/.test(cls.name) ? 'an' : 'a'} ${cls.name}`): Check<T> {
+  instance<T>(cls: abstract new (...a: never[]) => T, expected = `${/^[AEIO]/.test(cls.name) ? 'an' : 'a'} ${cls.name}`): Check<T> {
     return (v, what) => (v instanceof cls ? v : typeError(what, expected, v));
   },
 
