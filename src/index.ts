@@ -13,11 +13,12 @@ export { doctor, formatDoctor, nodeSupported, SUPPORTED_NODE, type DoctorReport,
 // Weights and checkpoints.
 export type { StateDict, StateEntry, DType } from './state-dict.js';
 export { readSafetensors, writeSafetensors } from './safetensors.js';
-export { saveCheckpoint, readCheckpoint, type ModelMeta, type Checkpoint } from './checkpoint.js';
+export { saveCheckpoint, saveState, readCheckpoint, checkpointSummary, type ModelMeta, type Checkpoint, type CheckpointSummary } from './checkpoint.js';
 export { StateAccumulator, mergeFiles, adaptiveWeights, greedySoup, interpolate, interpolationSweep } from './merge.js';
 
 // Using a trained model.
-export { loadModel, evaluate, Classifier } from './classifier.js';
+export { loadModel, evaluate, Classifier, checkCompatible, DEFAULT_MAX_BATCH } from './classifier.js';
+export type { PredictOptions, Prediction, ClassifierOptions, EvaluateOptions } from './classifier.js';
 
 // Data.
 export type { ImageSet } from './data/image-set.js';

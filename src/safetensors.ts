@@ -2,12 +2,17 @@
  * The safetensors format (https://github.com/huggingface/safetensors): an 8-byte little-endian
  * header length N, N bytes of UTF-8 JSON describing each tensor (dtype, shape, data_offsets relative
  * to the byte buffer) plus optional string `__metadata__`, then the byte buffer.
- * Only F32 and I64 tensors are supported, matching {@link StateEntry}.
+ * Tensors are read as F32 and I64, matching {@link StateEntry}; F16 and BF16 tensors (PyTorch's
+ * half-precision checkpoints) are converted to float32 on reading. Writing is F32 and I64 only.
+ * A file that is not safetensors (a `torch.save` zip or pickle, gzip, anything else) is named as such,
+ * with the one-line conversion for PyTorch files.
  */
-import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import { endianness } from 'node:os';
+import { join } from 'node:path';
+import { arg, is } from './args.js';
 import { writeFileAtomic, writeFileAtomicSync } from './atomic-file.js';
+import { PACKAGE_ROOT } from './native.js';
+import { readUserFile, readUserFileAsync } from './user-file.js';
 import type { DType, StateDict, StateEntry } from './state-dict.js';
 
 export type Metadata = Record<string, string>;
@@ -15,6 +20,8 @@ export type Metadata = Record<string, string>;
 export interface SafetensorsContents {
   dict: StateDict;
   metadata: Metadata;
+  /** The dtype of each tensor as stored in the file ('F32', 'F16', 'BF16', 'I64'), by name. */
+  fileDtypes: Record<string, string>;
 }
 
 const METADATA_KEY = '__metadata__';
@@ -22,7 +29,10 @@ const METADATA_KEY = '__metadata__';
 const DTYPES = new Map<string, { dtype: DType; itemsize: number }>([
   ['F32', { dtype: 'float32', itemsize: 4 }],
   ['I64', { dtype: 'int64', itemsize: 8 }],
+  ['F16', { dtype: 'float32', itemsize: 2 }],
+  ['BF16', { dtype: 'float32', itemsize: 2 }],
 ]);
+const SUPPORTED = 'F32, I64, and F16 / BF16 (read as float32)';
 const FILE_DTYPE: Record<DType, string> = { float32: 'F32', int64: 'I64' };
 
 // Tensor bytes are copied to and from typed arrays as-is, which is only right on little-endian hosts.
@@ -84,11 +94,14 @@ export function decodeSafetensors(buf: Uint8Array, source: string): SafetensorsC
   function fail(msg: string): never {
     throw new Error(`${source}: ${msg}`);
   }
-  if (buf.byteLength < 8) fail(`file too short for the header length (${buf.byteLength} bytes)`);
+  const foreign = foreignFormat(buf, source);
+  if (foreign) fail(foreign);
+  if (buf.byteLength < 8) fail(`not a safetensors file: too short for the header length (${buf.byteLength} bytes)`);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const n = view.getBigUint64(0, true);
   if (n > BigInt(buf.byteLength - 8)) {
-    fail(`header length ${n} exceeds the ${buf.byteLength - 8} bytes after the length field`);
+    fail(`not a safetensors file: header length ${n} exceeds the ${buf.byteLength - 8} bytes after the length field ` +
+      '(a safetensors file starts with the 8-byte length of its JSON header)');
   }
   const dataStart = 8 + Number(n);
   const dataLength = buf.byteLength - dataStart;
@@ -97,9 +110,9 @@ export function decodeSafetensors(buf: Uint8Array, source: string): SafetensorsC
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, dataStart)));
   } catch (e) {
-    fail(`invalid JSON header: ${(e as Error).message}`);
+    fail(`not a safetensors file: invalid JSON header: ${(e as Error).message}`);
   }
-  if (!isObject(header)) fail('header is not a JSON object');
+  if (!isObject(header)) fail('not a safetensors file: header is not a JSON object');
 
   let metadata: Metadata = {};
   const tensors: { name: string; dtype: string; shape: number[]; begin: number; end: number }[] = [];
@@ -129,6 +142,7 @@ export function decodeSafetensors(buf: Uint8Array, source: string): SafetensorsC
 
   tensors.sort((a, b) => a.begin - b.begin || a.end - b.end);
   const dict: StateDict = [];
+  const fileDtypes: Record<string, string> = Object.create(null);
   let prev: (typeof tensors)[number] | undefined;
   for (const t of tensors) {
     const where = `tensor '${t.name}'`;
@@ -136,19 +150,75 @@ export function decodeSafetensors(buf: Uint8Array, source: string): SafetensorsC
       fail(`${where}: data_offsets [${t.begin}, ${t.end}] overlap tensor '${prev.name}' [${prev.begin}, ${prev.end}]`);
     }
     prev = t;
-    const spec = DTYPES.get(t.dtype) ?? fail(`${where}: unsupported dtype ${t.dtype} (only F32 and I64)`);
+    const spec = DTYPES.get(t.dtype) ?? fail(`${where}: unsupported dtype ${t.dtype} (supported: ${SUPPORTED})`);
     const numel = t.shape.reduce((a, b) => a * b, 1);
     if (t.end - t.begin !== numel * spec.itemsize) {
       fail(`${where}: ${t.end - t.begin} data bytes, but shape [${t.shape}] of ${t.dtype} needs ${numel * spec.itemsize}`);
     }
     let bytes = buf.subarray(dataStart + t.begin, dataStart + t.end);
     if (bytes.byteOffset % spec.itemsize !== 0) bytes = new Uint8Array(bytes); // copy to align
-    const data = spec.dtype === 'float32'
-      ? new Float32Array(bytes.buffer, bytes.byteOffset, numel)
-      : new BigInt64Array(bytes.buffer, bytes.byteOffset, numel);
+    const data = t.dtype === 'F16' ? halfToFloat32(new Uint16Array(bytes.buffer, bytes.byteOffset, numel))
+      : t.dtype === 'BF16' ? bfloat16ToFloat32(new Uint16Array(bytes.buffer, bytes.byteOffset, numel))
+        : spec.dtype === 'float32' ? new Float32Array(bytes.buffer, bytes.byteOffset, numel)
+          : new BigInt64Array(bytes.buffer, bytes.byteOffset, numel);
     dict.push({ name: t.name, shape: t.shape, dtype: spec.dtype, data });
+    fileDtypes[t.name] = t.dtype;
   }
-  return { dict, metadata };
+  return { dict, metadata, fileDtypes };
+}
+
+/** IEEE 754 binary16 -> float32, exactly (every half value is a float32 value). */
+export function halfToFloat32(h: Uint16Array): Float32Array {
+  const out = new Float32Array(h.length);
+  const bits = new Uint32Array(out.buffer);
+  for (let i = 0; i < h.length; i++) {
+    const x = h[i];
+    const sign = (x & 0x8000) << 16;
+    const exp = (x >> 10) & 0x1f;
+    const mant = x & 0x3ff;
+    if (exp === 0x1f) bits[i] = sign | 0x7f800000 | (mant << 13); // inf, NaN (payload kept)
+    else if (exp !== 0) bits[i] = sign | ((exp + 112) << 23) | (mant << 13);
+    else if (mant === 0) bits[i] = sign; // +-0
+    else out[i] = (sign ? -1 : 1) * mant * 2 ** -24; // subnormal half: a normal float32
+  }
+  return out;
+}
+
+/** bfloat16 -> float32: the 16 bits are the float32's upper half. */
+export function bfloat16ToFloat32(h: Uint16Array): Float32Array {
+  const bits = new Uint32Array(h.length);
+  for (let i = 0; i < h.length; i++) bits[i] = h[i] << 16;
+  return new Float32Array(bits.buffer);
+}
+
+/** The `.safetensors` name next to a PyTorch file, for conversion hints. */
+function safetensorsName(file: string): string {
+  return /\.(pt|pth|bin|ckpt|tar)$/i.test(file) ? file.replace(/\.[^.]+$/, '.safetensors') : `${file}.safetensors`;
+}
+
+const shellQuote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+
+/** The commands that convert a PyTorch `torch.save` file to safetensors. */
+export function conversionHint(file: string): string {
+  const out = safetensorsName(file);
+  const py = (s: string) => s.replaceAll('\\', '\\\\').replaceAll("'", "\\'");
+  return `convert it once with\n  python3 ${shellQuote(join(PACKAGE_ROOT, 'scripts', 'pt_to_safetensors.py'))} ${shellQuote(file)} ${shellQuote(out)}\n` +
+    'or, with the safetensors package (pip install safetensors):\n' +
+    `  python3 -c "import torch, safetensors.torch as st; sd = torch.load('${py(file)}', map_location='cpu'); ` +
+    `sd = sd.get('state_dict', sd); st.save_file({k: v.contiguous() for k, v in sd.items()}, '${py(out)}')"`;
+}
+
+/** When the bytes are recognisably another format: what it is (and how to convert), else undefined. */
+function foreignFormat(buf: Uint8Array, source: string): string | undefined {
+  const starts = (...b: number[]) => b.every((x, i) => buf[i] === x);
+  if (starts(0x50, 0x4b, 0x03, 0x04)) {
+    return 'not a safetensors file but a zip archive, the format of PyTorch\'s torch.save: ' + conversionHint(source);
+  }
+  if (buf.length >= 2 && buf[0] === 0x80 && buf[1] >= 2 && buf[1] <= 5) {
+    return 'not a safetensors file but a Python pickle (a legacy torch.save file): ' + conversionHint(source);
+  }
+  if (starts(0x1f, 0x8b)) return 'not a safetensors file but gzip-compressed data: gunzip it first';
+  return undefined;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -161,18 +231,40 @@ function isCountArray(v: unknown): v is number[] {
 
 /** Read a safetensors file. */
 export async function readSafetensors(file: string): Promise<SafetensorsContents> {
-  return decodeSafetensors(await fsp.readFile(file), file);
+  arg('readSafetensors', 'file', file, is.path());
+  return decodeSafetensors(await readUserFileAsync(file, 'safetensors file'), file);
 }
 
 export function readSafetensorsSync(file: string): SafetensorsContents {
-  return decodeSafetensors(fs.readFileSync(file), file);
+  arg('readSafetensorsSync', 'file', file, is.path());
+  return decodeSafetensors(readUserFile(file, 'safetensors file'), file);
+}
+
+const STATE_DICT = is.array(is.object({
+  name: is.string(),
+  shape: is.array(is.integer({ min: 0 })),
+  dtype: is.oneOf(['float32', 'int64']),
+  data: is.anyOf('a Float32Array or BigInt64Array', is.instance(Float32Array), is.instance(BigInt64Array)),
+}, { extra: true }));
+const METADATA = is.optional((v, what) => {
+  is.object({}, { extra: true })(v, what);
+  for (const [k, x] of Object.entries(v as object)) is.string()(x, `${what}.${k}`);
+  return v as Metadata;
+});
+
+function checkWriteArgs(fn: string, file: unknown, dict: unknown, metadata: unknown): void {
+  arg(fn, 'file', file, is.path());
+  arg(fn, 'dict', dict, STATE_DICT);
+  arg(fn, 'metadata', metadata, METADATA);
 }
 
 /** Write a safetensors file atomically (temp file in the same directory, fsync, rename). */
 export async function writeSafetensors(file: string, dict: StateDict, metadata?: Metadata): Promise<void> {
+  checkWriteArgs('writeSafetensors', file, dict, metadata);
   await writeFileAtomic(file, encodeSafetensors(dict, metadata));
 }
 
 export function writeSafetensorsSync(file: string, dict: StateDict, metadata?: Metadata): void {
+  checkWriteArgs('writeSafetensorsSync', file, dict, metadata);
   writeFileAtomicSync(file, encodeSafetensors(dict, metadata));
 }

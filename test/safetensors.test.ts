@@ -317,3 +317,94 @@ describe(`interop with PyTorch${skipNote}`, () => {
     }
   });
 });
+
+describe('half-precision tensors (PyTorch F16 / BF16 checkpoints) read as float32', () => {
+  const u16 = (bits: number[]) => Buffer.from(new Uint16Array(bits).buffer);
+
+  it('F16: normals, subnormals, signed zeros, infinities and NaN, exactly', () => {
+    const bits = [0x3c00, 0xc000, 0x7bff, 0x0400, 0x0001, 0x03ff, 0x0000, 0x8000, 0x7c00, 0xfc00, 0x3555, 0x7e00];
+    const expected = [1, -2, 65504, 2 ** -14, 2 ** -24, 1023 * 2 ** -24, 0, -0, Infinity, -Infinity, 0.333251953125, NaN];
+    const { dict, fileDtypes } = decodeSafetensors(craft({ h: { dtype: 'F16', shape: [3, 4], data_offsets: [0, 24] } }, u16(bits)), 'mem');
+    expect(dict[0]).toMatchObject({ name: 'h', shape: [3, 4], dtype: 'float32' });
+    expect(dict[0].data).toBeInstanceOf(Float32Array);
+    expect([...dict[0].data]).toEqual(expected);
+    expect(Object.is(dict[0].data[7], -0)).toBe(true);
+    expect(fileDtypes).toEqual({ h: 'F16' });
+  });
+
+  it('BF16: the upper half of a float32', () => {
+    const bits = [0x3f80, 0xc000, 0x7f80, 0x0001, 0x4049, 0x8000];
+    const { dict } = decodeSafetensors(craft({ b: { dtype: 'BF16', shape: [6], data_offsets: [0, 12] } }, u16(bits)), 'mem');
+    expect([...dict[0].data]).toEqual([1, -2, Infinity, 2 ** -133, 3.140625, -0]);
+  });
+
+  it('an odd-offset F16 tensor is copied to align, and its byte length is checked', () => {
+    const data = Buffer.concat([Buffer.alloc(1), u16([0x3c00, 0x4000])]);
+    const { dict } = decodeSafetensors(craft({ h: { dtype: 'F16', shape: [2], data_offsets: [1, 5] } }, data), 'mem');
+    expect([...dict[0].data]).toEqual([1, 2]);
+    expect(() => decodeSafetensors(craft({ h: { dtype: 'F16', shape: [3], data_offsets: [0, 4] } }, u16([1, 2])), 'mem'))
+      .toThrow("mem: tensor 'h': 4 data bytes, but shape [3] of F16 needs 6");
+  });
+
+  it.skipIf(!hasTorch)('reads F16 and BF16 files written by torch, equal to torch\'s own float32 conversion', () => {
+    const file = path.join(dir, 'half.safetensors');
+    python('-c', `import sys, torch; sys.path.insert(0, ${JSON.stringify(path.dirname(SAFETENSORS_IO))}); import safetensors_io as s
+g = torch.Generator().manual_seed(0)
+w = torch.randn(4, 3, generator=g) * 10
+s.save(${JSON.stringify(file)}, {"h": w.half(), "b": w.bfloat16(), "n": torch.tensor(5), "h32": w.half().float(), "b32": w.bfloat16().float()})`);
+    const m = new Map(readSafetensorsSync(file).dict.map((e) => [e.name, e]));
+    expect(m.get('h')!.dtype).toBe('float32');
+    expect([...m.get('h')!.data]).toEqual([...m.get('h32')!.data]);
+    expect([...m.get('b')!.data]).toEqual([...m.get('b32')!.data]);
+    expect(m.get('n')!.data).toEqual(BigInt64Array.of(5n));
+  });
+});
+
+describe('files that are not safetensors', () => {
+  it('a random file: "not a safetensors file", not an absurd header length alone', () => {
+    const file = path.join(dir, 'random.bin');
+    fs.writeFileSync(file, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) % 251)));
+    expect(() => readSafetensorsSync(file)).toThrow(new RegExp(`^${file}: not a safetensors file: header length \\d+ exceeds`));
+    fs.writeFileSync(file, '{"hello": "a json file, not safetensors"}');
+    expect(() => readSafetensorsSync(file)).toThrow(`${file}: not a safetensors file`);
+  });
+
+  it('zip, pickle and gzip files are named as such', () => {
+    const cases: [string, Buffer, RegExp][] = [
+      ['zip.pt', Buffer.concat([Buffer.from('PK\x03\x04'), Buffer.alloc(60)]), /not a safetensors file but a zip archive, the format of PyTorch's torch\.save: convert it once with\n {2}python3 '.*scripts\/pt_to_safetensors\.py' '.*zip\.pt' '.*zip\.safetensors'\n.*pip install safetensors/],
+      ['legacy.pth', Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8]), /not a safetensors file but a Python pickle \(a legacy torch\.save file\): convert it once/],
+      ['w.safetensors.gz', Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]), /not a safetensors file but gzip-compressed data: gunzip it first/],
+    ];
+    for (const [name, bytes, message] of cases) {
+      const file = path.join(dir, name);
+      fs.writeFileSync(file, bytes);
+      expect(() => readSafetensorsSync(file)).toThrow(message);
+    }
+  });
+
+  it.skipIf(!hasTorch)('torch.save files (zip and legacy pickle): the printed conversion works', () => {
+    for (const legacy of [false, true]) {
+      const pt = path.join(dir, `model-${legacy ? 'legacy' : 'zip'}.pt`);
+      python('-c', `import torch
+g = torch.Generator().manual_seed(1)
+sd = {"conv1.weight": torch.randn(2, 3, generator=g), "bn1.num_batches_tracked": torch.tensor(7), "fc.bias": torch.randn(3, generator=g).half()}
+torch.save({"state_dict": sd, "epoch": 3}, ${JSON.stringify(pt)}, _use_new_zipfile_serialization=${legacy ? 'False' : 'True'})`);
+      let message = '';
+      try {
+        readSafetensorsSync(pt);
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).toMatch(legacy ? /a Python pickle/ : /a zip archive/);
+      const command = message.split('\n')[1].trim();
+      expect(command).toMatch(/^python3 '/);
+      execFileSync('/bin/sh', ['-c', command.replace(/^python3 /, `${PYTHON} `)], { encoding: 'utf8', timeout: 60_000 });
+      const out = pt.replace(/\.pt$/, '.safetensors');
+      const { dict, fileDtypes } = readSafetensorsSync(out);
+      expect(dict.map((e) => e.name)).toEqual(['conv1.weight', 'bn1.num_batches_tracked', 'fc.bias']);
+      expect(fileDtypes['fc.bias']).toBe('F16');
+      expect(dict[1].data).toEqual(BigInt64Array.of(7n));
+      expect(dict[0].data).toHaveLength(6);
+    }
+  });
+});

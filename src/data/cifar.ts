@@ -3,8 +3,10 @@
  * A batch file is a run of fixed-size records: the label byte(s) (CIFAR-100: coarse, then fine), then
  * 3072 pixel bytes - the R, G and B planes of a 32x32 image, row-major - which is already CHW order.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { arg, is } from '../args.js';
+import { readUserText } from '../user-file.js';
 import { type ImageSet, readByteLabels, readDataFile, validateImageSet } from './image-set.js';
 
 export type CifarVariant = 'cifar10' | 'cifar100';
@@ -41,7 +43,7 @@ const CIFAR100_COARSE_CLASSES = 20;
 export function readCifarBatch(path: string, variant: CifarVariant): ImageSet {
   const { labelBytes, numClasses } = LAYOUTS[variant];
   const record = labelBytes + PIXELS;
-  const bytes = readDataFile(path);
+  const bytes = readDataFile(path, `${variant} batch file`);
   if (bytes.length === 0) throw new Error(`${path}: empty file, no ${variant} records`);
   const n = Math.floor(bytes.length / record);
   if (bytes.length % record !== 0) {
@@ -72,11 +74,11 @@ export interface CifarOptions {
  * Loads a CIFAR split from its standard batch files, concatenated in order, with class names from
  * batches.meta.txt (CIFAR-10) or fine_label_names.txt (CIFAR-100) when that file is present.
  */
-export function loadCifar({ dir, variant, split }: CifarOptions): ImageSet {
+export function loadCifar(options: CifarOptions): ImageSet {
+  const { dir, variant, split } = arg('loadCifar', 'options', options, is.object({
+    dir: is.path(), variant: is.oneOf(['cifar10', 'cifar100']), split: is.oneOf(['train', 'test']),
+  }));
   const layout = LAYOUTS[variant];
-  if (!layout || (split !== 'train' && split !== 'test')) {
-    throw new Error(`CIFAR: unknown variant '${variant}' or split '${split}'`);
-  }
   const root = existsSync(join(dir, layout.folder)) ? join(dir, layout.folder) : dir;
   const files = layout[split].map((name) => join(root, name));
   const missing = files.find((file) => !existsSync(file));
@@ -109,7 +111,7 @@ export function loadCifar({ dir, variant, split }: CifarOptions): ImageSet {
 
 /** Reads one class name per non-blank line, requiring exactly `numClasses` of them. */
 function readClassNames(path: string, numClasses: number): string[] {
-  const names = readFileSync(path, 'utf8')
+  const names = readUserText(path, 'class names file')
     .split(/\r?\n/)
     .map((line) => line.trim())
     .filter((line) => line.length > 0);

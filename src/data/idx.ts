@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { arg, is } from '../args.js';
 import { type ImageSet, readByteLabels, readDataFile, validateImageSet } from './image-set.js';
 
 /** A decoded unsigned-byte IDX file. */
@@ -21,7 +22,7 @@ const hex32 = (value: number) => `0x${value.toString(16).padStart(8, '0')}`;
  * that many dimensions. Errors name the file and the byte offset of the problem.
  */
 export function readIdx(path: string, ndims?: number): IdxFile {
-  const bytes = readDataFile(path);
+  const bytes = readDataFile(path, 'IDX file');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 4) throw new Error(`${path}: truncated at offset ${bytes.length}, before the end of the 4-byte magic`);
   const magic = view.getUint32(0);
@@ -56,7 +57,11 @@ export interface IdxDatasetOptions {
 }
 
 /** Loads a grayscale (channels = 1) image set from an images and a labels IDX file. */
-export function loadIdxDataset({ imagesPath, labelsPath, numClasses = 10, classNames }: IdxDatasetOptions): ImageSet {
+export function loadIdxDataset(options: IdxDatasetOptions): ImageSet {
+  const { imagesPath, labelsPath, numClasses = 10, classNames } = arg('loadIdxDataset', 'options', options, is.object({
+    imagesPath: is.path(), labelsPath: is.path(), numClasses: is.optional(is.integer({ min: 1, max: 256 })),
+    classNames: is.optional(is.array(is.string())),
+  }));
   const images = readIdx(imagesPath, 3);
   const labels = readIdx(labelsPath, 1);
   const [n, height, width] = images.dims;
@@ -88,7 +93,8 @@ export const FASHION_MNIST_CLASSES = [
  * files `{train,t10k}-{images-idx3,labels-idx1}-ubyte`, gzipped (.gz) or not.
  */
 export function loadFashionMnist(split: 'train' | 'test', dir: string = FASHION_MNIST_DIR): ImageSet {
-  if (split !== 'train' && split !== 'test') throw new Error(`Fashion-MNIST: unknown split '${split}', expected 'train' or 'test'`);
+  arg('loadFashionMnist', 'split', split, is.oneOf(['train', 'test']));
+  arg('loadFashionMnist', 'dir', dir, is.path());
   if (!existsSync(dir)) {
     throw new Error(
       `Fashion-MNIST directory ${dir} not found: install it with \`apt-get install dataset-fashion-mnist\` ` +

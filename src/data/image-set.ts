@@ -2,8 +2,8 @@
  * The in-memory image set every dataset reader produces, and the small byte-level helpers the
  * readers share (whole-file reading with gzip detection, label extraction with range checks).
  */
-import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
+import { readUserFile } from '../user-file.js';
 
 /** A labelled image set held in memory: uint8 pixels in NCHW order and one int32 label per image. */
 export interface ImageSet {
@@ -47,10 +47,11 @@ export function validateImageSet(set: ImageSet): ImageSet {
 
 /**
  * Reads a whole data file, gunzipping it when it starts with the gzip magic 1f 8b.
+ * `what` names the expected kind of file in errors (a directory or a missing file names the path).
  * Byte offsets in the readers' errors refer to the bytes returned here (the decompressed data).
  */
-export function readDataFile(path: string): Uint8Array {
-  const raw = readFileSync(path);
+export function readDataFile(path: string, what = 'data file'): Uint8Array {
+  const raw = readUserFile(path, what);
   if (raw.length < 2 || raw[0] !== 0x1f || raw[1] !== 0x8b) return raw;
   try {
     return gunzipSync(raw);

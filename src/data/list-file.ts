@@ -3,9 +3,10 @@
  * entry per line, the path relative to an image root and the label a non-negative integer. Images are
  * decoded and resized with the `sharp` package, which is imported only when images are loaded.
  */
-import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, posix, win32 } from 'node:path';
+import { arg, is } from '../args.js';
+import { readUserText } from '../user-file.js';
 import { type ImageSet, validateImageSet } from './image-set.js';
 
 /** The entries of a list file, in file order. */
@@ -85,6 +86,7 @@ export interface ListDatasetOptions {
  * undecodable image rejects with an Error naming the list file, the line and the image path.
  */
 export async function loadListDataset(options: ListDatasetOptions): Promise<ImageSet> {
+  arg('loadListDataset', 'options', options, is.object({ listPath: is.path(), root: is.string() }, { extra: true }));
   const { listPath, root, size, channels, resize = 'cover', onProgress } = options;
   const concurrency = options.concurrency ?? availableParallelism();
   if (!Number.isSafeInteger(size) || size < 1) throw new Error(`${listPath}: size must be an integer >= 1, got ${size}`);
@@ -94,7 +96,7 @@ export async function loadListDataset(options: ListDatasetOptions): Promise<Imag
     throw new Error(`${listPath}: concurrency must be an integer >= 1, got ${concurrency}`);
   }
 
-  const { paths, labels, lines } = parseListFile(readFileSync(listPath, 'utf8'), listPath);
+  const { paths, labels, lines } = parseListFile(readUserText(listPath, 'list file'), listPath);
   const n = paths.length;
   const maxLabel = labels.reduce((max, label) => Math.max(max, label), -1);
   const numClasses = options.numClasses ?? maxLabel + 1;

@@ -1,4 +1,5 @@
 /** Generated image tasks: seeded, learnable, no files (tests, quick checks, CI's end-to-end run). */
+import { arg, is } from '../args.js';
 import { Rng } from '../sampling/rng.js';
 import { validateImageSet, type ImageSet } from './image-set.js';
 
@@ -10,11 +11,20 @@ export interface SyntheticOptions {
   seed?: number;
 }
 
+const SYNTHETIC_OPTIONS = is.object({
+  n: is.integer({ min: 0 }),
+  numClasses: is.optional(is.integer({ min: 1 })),
+  size: is.optional(is.integer({ min: 1 })),
+  channels: is.optional(is.integer({ min: 1 })),
+  seed: is.optional(is.integer()),
+});
+
 /**
  * Class k is a bright square in cell k of a ceil(sqrt(C)) grid on a noisy dark background; the
  * labels cycle 0..C-1. Learnable to ~100% by a small convnet. uint8, NCHW.
  */
-export function gridTask({ n, numClasses = 4, size = 16, channels = 1, seed = 0 }: SyntheticOptions): ImageSet {
+export function gridTask(options: SyntheticOptions): ImageSet {
+  const { n, numClasses = 4, size = 16, channels = 1, seed = 0 } = arg('gridTask', 'options', options, SYNTHETIC_OPTIONS);
   const rng = new Rng(seed);
   const grid = Math.ceil(Math.sqrt(numClasses));
   const cell = Math.floor(size / grid);
@@ -39,7 +49,8 @@ export function gridTask({ n, numClasses = 4, size = 16, channels = 1, seed = 0 
 }
 
 /** Uniform random pixels and labels (not learnable; for shape and speed checks). */
-export function noiseTask({ n, numClasses = 4, size = 16, channels = 1, seed = 0 }: SyntheticOptions): ImageSet {
+export function noiseTask(options: SyntheticOptions): ImageSet {
+  const { n, numClasses = 4, size = 16, channels = 1, seed = 0 } = arg('noiseTask', 'options', options, SYNTHETIC_OPTIONS);
   const rng = new Rng(seed);
   const images = new Uint8Array(n * channels * size * size);
   for (let i = 0; i < images.length; i++) images[i] = rng.int(256);
