@@ -22,6 +22,7 @@ import { formatPercent, formatTable } from './report/table.js';
 import { aggregateRuns, formatAggregate, formatCurves, readRuns } from './report/aggregate.js';
 import { readMetrics } from './pipeline/run-state.js';
 import { writeFileAtomic } from './atomic-file.js';
+import { defaultKanjiDir, writeKanjiDataset } from './data/kanji.js';
 import { setNumThreads, type Device } from './device.js';
 
 /** Options of the CLI itself; every other flag is a config key. */
@@ -196,6 +197,26 @@ async function cmdSplit(argv: Record<string, unknown>): Promise<number> {
   return 0;
 }
 
+async function cmdData(argv: Record<string, unknown>): Promise<number> {
+  const options = {
+    numClasses: argv.numClasses as number | undefined, trainPerClass: argv.trainPerClass as number | undefined,
+    testPerClass: argv.testPerClass as number | undefined, size: argv.imageSize as number | undefined, seed: argv.seed as number | undefined,
+  };
+  for (const [k, v] of Object.entries(options)) {
+    if (v !== undefined && !Number.isInteger(v)) throw new UsageError(`--${k === 'size' ? 'imageSize' : k} must be an integer, got ${v}`);
+  }
+  const out = (argv.out as string | undefined) ?? defaultKanjiDir(options);
+  const started = performance.now();
+  const set = writeKanjiDataset(out, options);
+  process.stdout.write(
+    `kanji: ${set.train.numClasses} classes, ${set.train.n} training and ${set.test.n} test images of ` +
+      `${set.train.height}x${set.train.width} in ${((performance.now() - started) / 1000).toFixed(1)} s -> ${out}\n` +
+      `use it with: btm run --data.dataset kanji --data.dir ${out}` +
+      Object.entries(options).filter(([, v]) => v !== undefined).map(([k, v]) => ` --data.kanji.${k} ${v}`).join('') + '\n',
+  );
+  return 0;
+}
+
 async function cmdInterpolate(argv: Record<string, unknown>): Promise<number> {
   const steps = Number(argv.steps);
   if (!Number.isInteger(steps) || steps < 2) throw new UsageError(`--steps must be an integer >= 2, got ${argv.steps}`);
@@ -337,6 +358,15 @@ export async function main(args: string[]): Promise<number> {
     .command('interpolate <a> <b>', '(1 - lambda) a + lambda b for lambda in [0, 1], each evaluated on the test set (figures 1-2)', (y) =>
       fileOptions(y).positional('a', { type: 'string', demandOption: true }).positional('b', { type: 'string', demandOption: true })
         .option('steps', { type: 'number', default: 11, describe: 'number of lambdas, evenly spaced' }).epilog(dataEpilog('interpolate')), wrap(cmdInterpolate))
+    .command('data <kind>', 'generate a dataset: kanji, a many-class set drawn from real kanji stroke data (python3-kanjidraw)', (y) =>
+      y.positional('kind', { type: 'string', choices: ['kanji'], demandOption: true })
+        .option('out', { type: 'string', describe: 'output directory (default: ~/.cache/btm-node/kanji-..., where --data.dataset kanji looks)' })
+        .option('numClasses', { type: 'number', describe: 'classes (distinct kanji), 2-6394 (default 300)' })
+        .option('trainPerClass', { type: 'number', describe: 'training images per class (default 300)' })
+        .option('testPerClass', { type: 'number', describe: 'test images per class (default 30)' })
+        .option('imageSize', { type: 'number', describe: 'side of the square images (default 32)' })
+        .option('seed', { type: 'number', describe: 'seed of the class choice and of every image (default 0)' })
+        .strict(), wrap(cmdData))
     .command('report <runs..>', 'mean and spread of every row over runs named <method>-s<seed> (results.json); --curves: per-epoch metrics (metrics.jsonl)', (y) =>
       y.positional('runs', { type: 'string', array: true, demandOption: true, describe: 'run directories' })
         .option('curves', { type: 'boolean', describe: "each run's metrics.jsonl: a row per epoch (lr, loss, train accuracy, images/s) and per evaluation" })
@@ -354,7 +384,7 @@ export async function main(args: string[]): Promise<number> {
       process.stdout.write(a.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctor(report));
       return report.problems.length > 0 ? 1 : 0;
     }))
-    .demandCommand(1, 'name a command: run, eval, merge, interpolate, split, report, info, config or doctor')
+    .demandCommand(1, 'name a command: run, eval, merge, interpolate, split, data, report, info, config or doctor')
     .strictCommands()
     .fail((msg, err) => {
       // a usage error stops here: the command does not run

@@ -12,7 +12,7 @@ const nonneg = z.number().min(0);
 export const STAGES = ['pretrain', 'fc', 'btm', 'posttrain'] as const;
 export type StageName = (typeof STAGES)[number];
 
-export const DATASETS = ['fashion-mnist', 'mnist-idx', 'cifar10', 'cifar100', 'list', 'synthetic'] as const;
+export const DATASETS = ['fashion-mnist', 'mnist-idx', 'cifar10', 'cifar100', 'list', 'synthetic', 'kanji'] as const;
 
 export const DataSchema = z.strictObject({
   /** Which reader: Fashion-MNIST (Debian's dataset-fashion-mnist), any IDX pair, CIFAR binaries, list files, or generated. */
@@ -33,6 +33,19 @@ export const DataSchema = z.strictObject({
       size: int(8, 64).default(16),
       trainPerClass: int(2, 100000).default(200),
       testPerClass: int(1, 100000).default(50),
+    })
+    .prefault({}),
+  /**
+   * A many-class set drawn from real kanji stroke data (dataset 'kanji', see src/data/kanji.ts): made
+   * once and kept in data.dir (default: ~/.cache/btm-node/kanji-...), read from there afterwards.
+   */
+  kanji: z
+    .strictObject({
+      numClasses: int(2, 6394).default(300),
+      trainPerClass: int(1, 100000).default(300),
+      testPerClass: int(1, 100000).default(30),
+      size: int(8, 256).default(32),
+      seed: int(0, 2 ** 32).default(0),
     })
     .prefault({}),
   /** Long-tailed split of the training set: n_i = floor(n_max * (1/IF)^(i/(C-1))) ('exp') or two steps ('step'). */

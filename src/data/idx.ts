@@ -1,7 +1,8 @@
 /**
  * The IDX format of MNIST and Fashion-MNIST (http://yann.lecun.com/exdb/mnist/): a big-endian magic
  * 0x00 0x00 <type> <ndims>, ndims big-endian uint32 dimension sizes, then the data in row-major order.
- * Only unsigned-byte data (type 0x08) is supported; files may be gzipped.
+ * Images are unsigned bytes (type 0x08); labels are unsigned bytes or, for more than 256 classes,
+ * big-endian int32 (type 0x0C). Files may be gzipped.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,34 +18,65 @@ export interface IdxFile {
 
 const hex32 = (value: number) => `0x${value.toString(16).padStart(8, '0')}`;
 
-/**
- * Reads an unsigned-byte IDX file, plain or gzipped. When `ndims` is given the file must have exactly
- * that many dimensions. Errors name the file and the byte offset of the problem.
- */
-export function readIdx(path: string, ndims?: number): IdxFile {
+const ELEMENT_BYTES: Record<number, number> = { 0x08: 1, 0x0c: 4 };
+
+/** Header check shared by the readers: magic, rank, dims and the exact file size for the element type. */
+function parseIdx(path: string, ndims: number | undefined, types: number[]): { dims: number[]; type: number; body: Uint8Array } {
   const bytes = readDataFile(path, 'IDX file');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 4) throw new Error(`${path}: truncated at offset ${bytes.length}, before the end of the 4-byte magic`);
   const magic = view.getUint32(0);
   const rank = magic & 0xff;
-  if (magic >>> 8 !== 0x08 || rank === 0 || (ndims !== undefined && rank !== ndims)) {
-    const expected = ndims === undefined ? '0x000008NN (unsigned-byte data with NN dimensions)' : hex32(0x800 + ndims);
-    throw new Error(`${path}: bad magic ${hex32(magic)} at offset 0, expected ${expected}`);
+  const type = magic >>> 8;
+  if (!types.includes(type) || rank === 0 || (ndims !== undefined && rank !== ndims)) {
+    const nn = ndims === undefined ? 'NN' : ndims.toString(16).padStart(2, '0');
+    const kinds = types.map((t) => `0x0000${t.toString(16).padStart(2, '0')}${nn}`).join(' or ');
+    const what = types.length > 1 ? 'unsigned-byte or int32 data' : 'unsigned-byte data';
+    throw new Error(`${path}: bad magic ${hex32(magic)} at offset 0, expected ${kinds} (${what}${ndims === undefined ? ' with NN dimensions' : ''})`);
   }
   const headerSize = 4 + 4 * rank;
   if (bytes.length < headerSize) {
     throw new Error(`${path}: truncated at offset ${bytes.length}, inside the ${headerSize}-byte header of ${rank} dimensions`);
   }
   const dims = Array.from({ length: rank }, (_, i) => view.getUint32(4 + 4 * i));
-  const expectedSize = headerSize + dims.reduce((a, b) => a * b, 1);
+  const size = ELEMENT_BYTES[type];
+  const expectedSize = headerSize + dims.reduce((a, b) => a * b, 1) * size;
   if (bytes.length !== expectedSize) {
     const problem = bytes.length < expectedSize ? 'truncated' : 'unexpected trailing bytes';
     throw new Error(
       `${path}: ${problem} at offset ${Math.min(bytes.length, expectedSize)}: size ${bytes.length} bytes, ` +
-        `expected ${expectedSize} (${headerSize}-byte header + ${dims.join('x')} bytes)`,
+        `expected ${expectedSize} (${headerSize}-byte header + ${dims.join('x')} ${size === 1 ? 'bytes' : `${size}-byte values`})`,
     );
   }
-  return { dims, data: new Uint8Array(bytes.subarray(headerSize)) };
+  return { dims, type, body: bytes.subarray(headerSize) };
+}
+
+/**
+ * Reads an unsigned-byte IDX file, plain or gzipped. When `ndims` is given the file must have exactly
+ * that many dimensions. Errors name the file and the byte offset of the problem.
+ */
+export function readIdx(path: string, ndims?: number): IdxFile {
+  const { dims, body } = parseIdx(path, ndims, [0x08]);
+  return { dims, data: new Uint8Array(body) };
+}
+
+/**
+ * Reads a one-dimensional IDX label file of unsigned bytes or big-endian int32 values; every label
+ * must be in [0, numClasses) (the error names the file, the sample and its byte offset).
+ */
+export function readIdxLabels(path: string, numClasses: number): Int32Array {
+  const { dims, type, body } = parseIdx(path, 1, [0x08, 0x0c]);
+  if (type === 0x08) return readByteLabels(path, new Uint8Array(body), { count: dims[0], numClasses, fileOffset: 8 });
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const labels = new Int32Array(dims[0]);
+  for (let i = 0; i < labels.length; i++) {
+    const label = view.getInt32(4 * i);
+    if (label < 0 || label >= numClasses) {
+      throw new Error(`${path}: label ${label} of sample ${i} at offset ${8 + 4 * i} is outside [0, ${numClasses})`);
+    }
+    labels[i] = label;
+  }
+  return labels;
 }
 
 export interface IdxDatasetOptions {
@@ -59,18 +91,18 @@ export interface IdxDatasetOptions {
 /** Loads a grayscale (channels = 1) image set from an images and a labels IDX file. */
 export function loadIdxDataset(options: IdxDatasetOptions): ImageSet {
   const { imagesPath, labelsPath, numClasses = 10, classNames } = arg('loadIdxDataset', 'options', options, is.object({
-    imagesPath: is.path(), labelsPath: is.path(), numClasses: is.optional(is.integer({ min: 1, max: 256 })),
+    imagesPath: is.path(), labelsPath: is.path(), numClasses: is.optional(is.integer({ min: 1, max: 1 << 24 })),
     classNames: is.optional(is.array(is.string())),
   }));
   const images = readIdx(imagesPath, 3);
-  const labels = readIdx(labelsPath, 1);
+  const labels = readIdxLabels(labelsPath, numClasses);
   const [n, height, width] = images.dims;
-  if (labels.dims[0] !== n) {
-    throw new Error(`${imagesPath} has ${n} images but ${labelsPath} has ${labels.dims[0]} labels`);
+  if (labels.length !== n) {
+    throw new Error(`${imagesPath} has ${n} images but ${labelsPath} has ${labels.length} labels`);
   }
   return validateImageSet({
     images: images.data,
-    labels: readByteLabels(labelsPath, labels.data, { count: n, numClasses, fileOffset: 8 }),
+    labels,
     n,
     channels: 1,
     height,

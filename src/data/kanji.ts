@@ -14,10 +14,12 @@
  * bit-for-bit reproducible from its seed and options, and sample i does not depend on sample j.
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { writeFileAtomicSync } from '../atomic-file.js';
 import { assertInteger, Rng } from '../sampling/rng.js';
+import { loadIdxDataset } from './idx.js';
 import { type ImageSet, validateImageSet } from './image-set.js';
 
 /** Where Debian's python3-kanjidraw installs its stroke data. */
@@ -259,6 +261,56 @@ export const KANJI_FILES = {
   info: 'kanji.json',
 } as const;
 
+function infoRecord(o: ReturnType<typeof checkOptions>) {
+  const { dataFile, ...options } = o;
+  return { generator: 'btm-node kanji', version: KANJI_GENERATOR_VERSION, source: dataFile, options };
+}
+
+/** Where a generated set is kept when no directory is given: $XDG_CACHE_HOME or ~/.cache, by options. */
+export function defaultKanjiDir(options: KanjiOptions = {}): string {
+  const o = checkOptions(options);
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(base, 'btm-node', `kanji-v${KANJI_GENERATOR_VERSION}-${o.numClasses}c-${o.trainPerClass}x${o.testPerClass}-${o.size}px-${o.minStrokes}to${o.maxStrokes}-s${o.seed}`);
+}
+
+/**
+ * The train and test sets of a generated kanji set kept in `dir`: read when `dir` holds a set made by
+ * this generator version with the same options (its kanji.json says so), else generated and written
+ * there first. Either way the images are the same bytes.
+ */
+export function loadKanjiDataset(dir: string | undefined, options: KanjiOptions = {}): { train: ImageSet; test: ImageSet; dir: string } {
+  const o = checkOptions(options);
+  const where = dir ?? defaultKanjiDir(o);
+  const infoFile = join(where, KANJI_FILES.info);
+  let cached = false;
+  if (existsSync(infoFile)) {
+    let info: unknown;
+    try {
+      info = JSON.parse(readFileSync(infoFile, 'utf8'));
+    } catch (e) {
+      throw new Error(`${infoFile}: not valid JSON (${(e as Error).message}); remove ${where} to generate the set again`);
+    }
+    const want = infoRecord(o);
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    const got = info as ReturnType<typeof infoRecord>;
+    if (!same(got?.version, want.version) || !same(got?.options, want.options)) {
+      throw new Error(
+        `${where} holds a kanji set made with other options (${JSON.stringify(got?.options)}, generator version ${got?.version}); ` +
+          `asked for ${JSON.stringify(want.options)} (version ${want.version}): use another directory or remove it`,
+      );
+    }
+    cached = true;
+  }
+  if (!cached) {
+    const made = writeKanjiDataset(where, o);
+    return { train: made.train, test: made.test, dir: where };
+  }
+  const classNames = readFileSync(join(where, KANJI_FILES.classes), 'utf8').trim().split('\n').map((line) => line.split('\t')[1]);
+  const read = (images: string, labels: string) =>
+    loadIdxDataset({ imagesPath: join(where, images), labelsPath: join(where, labels), numClasses: o.numClasses, classNames });
+  return { train: read(KANJI_FILES.trainImages, KANJI_FILES.trainLabels), test: read(KANJI_FILES.testImages, KANJI_FILES.testLabels), dir: where };
+}
+
 /**
  * Generates the set and writes it to `dir` as gzipped IDX files (the layout of MNIST), a class list
  * (`classes.txt`: one line per class, `index<TAB>kanji<TAB>U+code<TAB>strokes`) and `kanji.json`
@@ -286,7 +338,8 @@ export function writeKanjiDataset(dir: string, options: KanjiOptions = {}): Kanj
       KANJI_FILES.classes,
       set.classes.map((g, i) => `${i}\t${g.char}\tU+${g.char.codePointAt(0)!.toString(16).toUpperCase()}\t${g.strokes.length}\n`).join(''),
     ),
-    write(KANJI_FILES.info, JSON.stringify({ generator: 'btm-node kanji', version: KANJI_GENERATOR_VERSION, source: o.dataFile, ...o, dataFile: undefined }, null, 2) + '\n'),
+    // written last: its presence says the set is complete
+    write(KANJI_FILES.info, JSON.stringify(infoRecord(o), null, 2) + '\n'),
   ];
   return { ...set, files };
 }

@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import { loadCifar } from '../data/cifar.js';
 import { FASHION_MNIST_DIR, loadFashionMnist, loadIdxDataset } from '../data/idx.js';
 import type { ImageSet } from '../data/image-set.js';
+import { loadKanjiDataset } from '../data/kanji.js';
 import { loadListDataset } from '../data/list-file.js';
 import { gridTask } from '../data/synthetic.js';
 import { classCounts, longTailCounts, makeLongTailSplit, parseSplitList } from '../sampling/longtail.js';
@@ -40,6 +41,10 @@ export async function loadImageSets(d: Config['data'], seed: number): Promise<{ 
       const common = { root: d.root!, size: d.imageSize!, channels: d.channels ?? 3 };
       const train = await loadListDataset({ ...common, listPath: d.trainList! });
       const test = await loadListDataset({ ...common, listPath: d.testList!, numClasses: train.numClasses });
+      return { train, test };
+    }
+    case 'kanji': {
+      const { train, test } = loadKanjiDataset(d.dir, d.kanji);
       return { train, test };
     }
     case 'synthetic': {

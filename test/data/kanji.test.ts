@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { generateKanji, KANJI_FILES, loadGlyphs, pickClasses, writeKanjiDataset } from '../../src/data/kanji.js';
+import { generateKanji, KANJI_FILES, loadGlyphs, loadKanjiDataset, pickClasses, writeKanjiDataset } from '../../src/data/kanji.js';
 import { loadIdxDataset } from '../../src/data/idx.js';
 
 const small = { numClasses: 12, trainPerClass: 5, testPerClass: 3, size: 28 };
@@ -85,7 +85,21 @@ describe('kanji generator', () => {
     const lines = readFileSync(join(out, KANJI_FILES.classes), 'utf8').trim().split('\n');
     expect(lines).toHaveLength(12);
     expect(lines[0]).toMatch(/^0\t\S\tU\+[0-9A-F]+\t\d+$/);
-    expect(JSON.parse(readFileSync(join(out, KANJI_FILES.info), 'utf8'))).toMatchObject({ version: 1, seed: 3, numClasses: 12 });
+    expect(JSON.parse(readFileSync(join(out, KANJI_FILES.info), 'utf8'))).toMatchObject({ version: 1, options: { seed: 3, numClasses: 12 } });
     expect(() => writeKanjiDataset(join(out, KANJI_FILES.classes), small)).toThrow(/exists and is not a directory/);
+  });
+
+  it('keeps a generated set in its directory and reads it back, int32 labels beyond 256 classes', () => {
+    const out = join(dir, 'cache');
+    const opts = { numClasses: 300, trainPerClass: 1, testPerClass: 1, size: 12, seed: 4 };
+    const made = loadKanjiDataset(out, opts);
+    const labelFile = readFileSync(join(out, KANJI_FILES.trainLabels));
+    const again = loadKanjiDataset(out, opts);
+    expect(readFileSync(join(out, KANJI_FILES.trainLabels))).toEqual(labelFile); // read, not rewritten
+    expect(hash(again.train.images)).toBe(hash(made.train.images));
+    expect(Array.from(again.train.labels)).toEqual(Array.from(made.train.labels));
+    expect(Math.max(...again.train.labels)).toBe(299);
+    expect(again.train.classNames).toEqual(made.train.classNames);
+    expect(() => loadKanjiDataset(out, { ...opts, seed: 5 })).toThrow(/holds a kanji set made with other options/);
   });
 });
