@@ -94,7 +94,8 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
   const emit = opts.onProgress ?? (() => {});
   if (config.threads) setNumThreads(config.threads);
 
-  if (resumed?.changed.length) emit({ type: 'log', message: `--resume: settings of stages not started yet changed: ${resumed.changed.join(', ')}` });
+  const stageChanges = resumed?.changed.filter((k) => k !== 'runDir') ?? [];
+  if (stageChanges.length) emit({ type: 'log', message: `--resume: settings of stages not started yet changed: ${stageChanges.join(', ')}` });
   const splitFile = run.path('split.txt');
   if (!existsSync(splitFile)) {
     await writeFileAtomic(splitFile, formatSplitList(data.split, data.train.labels, {
