@@ -63,7 +63,8 @@ describe('runPipeline', () => {
     expect(JSON.parse(readFileSync(join(r.dir, 'state.json'), 'utf8'))).toMatchObject({ format: 'btm-node-run', version: RUN_FORMAT_VERSION });
     expect(existsSync(join(r.dir, 'metrics.jsonl'))).toBe(true);
     expect(events.filter((e) => e.type === 'epoch')).toHaveLength(4 + 3 * 3 + 2);
-    expect(events.filter((e) => e.type === 'eval')).toHaveLength(6);.toEqual([120, 55, 25, 12]); // floor(120 * 0.1^(i/3))
+    expect(events.filter((e) => e.type === 'eval')).toHaveLength(6);
+    expect(results.split.counts).toEqual([120, 55, 25, 12]); // floor(120 * 0.1^(i/3))
     expect(results.rows[0].perClassRecall).toHaveLength(4);
     expect(Object.keys(results.timings)).toContain('btm-merge');
     // the split file lists exactly the split
