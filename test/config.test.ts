@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../src/config.js';
+import { ConfigError, configDiff, parseConfig } from '../src/config.js';
 import { deepMerge, METHODS, presetConfig, SIZES } from '../src/presets.js';
 import { learningRate } from '../src/schedule.js';
 import { labelAwareSmoothing, lossOptions } from '../src/pipeline/losses.js';
@@ -87,5 +87,17 @@ describe('losses from counts', () => {
     const o = lossOptions({ type: 'logit-adjust', tau: 2 }, [75, 25]);
     expect(o.logitOffsets![0]).toBeCloseTo(2 * Math.log(0.75), 10);
     expect(lossOptions({ type: 'gml', p: 1 }, [10, 5])).toEqual({ loss: 'gml', logitOffsets: [Math.log(10), Math.log(5)], gmlPower: 1 });
+  });
+});
+
+describe('configDiff (what --resume compares)', () => {
+  it('lists the dotted keys that differ; arrays, losses and normalisations compare whole', () => {
+    const a = parseConfig(presetConfig('btm'));
+    expect(configDiff(a, parseConfig(presetConfig('btm')))).toEqual([]);
+    const b = parseConfig(deepMerge(presetConfig('btm'), {
+      seed: 1, pretrain: { lr: 0.2, milestones: [3] }, posttrain: { loss: { type: 'las', epsHead: 0.2 } }, data: { normalize: { mean: [0.5], std: [0.2] } },
+    }));
+    expect(configDiff(a, b)).toEqual(['data.normalize', 'posttrain.loss', 'pretrain.lr', 'pretrain.milestones', 'seed']);
+    expect(configDiff({ x: { y: 1 } }, { x: { y: 1, z: 2 } })).toEqual(['x.z']);
   });
 });

@@ -1,5 +1,5 @@
 // End to end on generated data: a whole BTM run, the files it leaves, and resuming an interrupted run.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -59,6 +59,11 @@ describe('runPipeline', () => {
     }
     const results = JSON.parse(readFileSync(join(r.dir, 'results.json'), 'utf8'));
     expect(results.status).toBe('complete');
+    expect(results).toMatchObject({ format: 'btm-node-run', version: RUN_FORMAT_VERSION });
+    expect(JSON.parse(readFileSync(join(r.dir, 'state.json'), 'utf8'))).toMatchObject({ format: 'btm-node-run', version: RUN_FORMAT_VERSION });
+    expect(existsSync(join(r.dir, 'metrics.jsonl'))).toBe(true);
+    expect(events.filter((e) => e.type === 'epoch')).toHaveLength(4 + 3 * 3 + 2);
+    expect(events.filter((e) => e.type === 'eval')).toHaveLength(6);
     expect(results.split.counts).toEqual([120, 55, 25, 12]); // floor(120 * 0.1^(i/3))
     expect(results.rows[0].perClassRecall).toHaveLength(4);
     expect(Object.keys(results.timings)).toContain('btm-merge');
@@ -240,6 +245,18 @@ describe('a run is checked before its directory is written', () => {
     await noDir('v-blank-split', { data: { dataset: 'synthetic', splitFile: blank } }, /blank-split\.txt/);
     await noDir('v-missing-split', { data: { dataset: 'synthetic', splitFile: join(root, 'nope.txt') } }, /nope\.txt/);
     await noDir('v-missing-data', { data: { dataset: 'cifar10', dir: join(root, 'no-cifar') } }, /no-cifar/);
+    // list files: an image that is not an image, an empty list
+    const imgRoot = join(root, 'imgs');
+    mkdirSync(imgRoot, { recursive: true });
+    writeFileSync(join(imgRoot, 'broken.png'), 'not a png');
+    const list = (name: string, text: string) => {
+      writeFileSync(join(root, name), text);
+      return join(root, name);
+    };
+    const listData = (trainList: string, testList: string) => ({ data: { dataset: 'list', root: imgRoot, imageSize: 16, channels: 1, trainList, testList } });
+    const good = list('test-list.txt', 'broken.png 0\n');
+    await noDir('v-broken-image', listData(list('broken-list.txt', 'broken.png 0\nbroken.png 1\n'), good), /broken\.png/);
+    await noDir('v-empty-list', listData(list('empty-list.txt', '\n'), good), /empty-list\.txt/);
   });
 
   it('a device that is not there', async () => {

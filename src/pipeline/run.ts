@@ -16,7 +16,7 @@ import { recallChartPng, recallChartSvg } from '../report/chart.js';
 import { formatSplitList } from '../sampling/longtail.js';
 import { RunInterrupted, type ProgressEvent, type StageContext } from './context.js';
 import { loadRunData } from './data.js';
-import { RunDir, stageOfStep, type ResultRow, type RunStateFile } from './run-state.js';
+import { RUN_FORMAT, RUN_FORMAT_VERSION, RunDir, stageOfStep, type ResultRow, type RunStateFile } from './run-state.js';
 import { btm, evaluateStep, fc, posttrain, pretrain, restoreStep } from './stages.js';
 
 export interface RunOptions {
@@ -94,7 +94,8 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
   const emit = opts.onProgress ?? (() => {});
   if (config.threads) setNumThreads(config.threads);
 
-  if (resumed?.changed.length) emit({ type: 'log', message: `--resume: settings of stages not started yet changed: ${resumed.changed.join(', ')}` });
+  const stageChanges = resumed?.changed.filter((k) => k !== 'runDir') ?? [];
+  if (stageChanges.length) emit({ type: 'log', message: `--resume: settings of stages not started yet changed: ${stageChanges.join(', ')}` });
   const splitFile = run.path('split.txt');
   if (!existsSync(splitFile)) {
     await writeFileAtomic(splitFile, formatSplitList(data.split, data.train.labels, {
@@ -201,6 +202,8 @@ function describeRun(c: Config, n: number, counts: number[]): string {
 async function writeResults(ctx: StageContext, status: string): Promise<void> {
   const { config, data, run } = ctx;
   await writeJsonAtomic(run.path('results.json'), {
+    format: RUN_FORMAT,
+    version: RUN_FORMAT_VERSION,
     status,
     config,
     split: { file: 'split.txt', counts: data.counts, size: data.split.length, seed: config.data.splitSeed },
