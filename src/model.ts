@@ -44,9 +44,11 @@ export interface OptimizerOptions {
 }
 
 export interface PerformanceOptions {
-  /** CUDA autocast: bf16, or fp16 with dynamic loss scaling. */
+  /** CUDA autocast: bf16, or fp16 with dynamic loss scaling (CUDA only). */
   amp?: 'none' | 'bf16' | 'fp16';
+  /** Weights and inputs in channels-last (NHWC) memory format, on CPU (oneDNN) and CUDA. */
   channelsLast?: boolean;
+  /** cuDNN autotuning (CUDA only). */
   cudnnBenchmark?: boolean;
 }
 
@@ -91,6 +93,12 @@ export interface EvalOptions {
   features?: boolean;
   /** 'train' runs a train-mode forward without gradients: BatchNorm statistics update. Default 'eval'. */
   bnMode?: 'eval' | 'train';
+  /**
+   * Inference through a copy of the network with each BatchNorm folded into the convolution before
+   * it: the same function in eval mode, faster. The trained weights and the state dict stay unfolded;
+   * the folded copy is rebuilt after they change. Needs bnMode 'eval'. Default false.
+   */
+  foldBatchNorm?: boolean;
 }
 
 export type TrainResult = NativeTrainResult;
@@ -177,12 +185,12 @@ export class Model implements Disposable {
     this.handle.setOptimizer(options);
   }
 
-  /** CUDA speed features; on a CPU model they are ignored with a warning. */
+  /** Speed features: channelsLast on any device; amp and cudnnBenchmark are CUDA-only (ignored with a warning on CPU). */
   setPerformance(opts: PerformanceOptions): void {
     this.handle.setPerformance(opts);
-    const wanted = (opts.amp ?? 'none') !== 'none' || opts.channelsLast || opts.cudnnBenchmark;
-    if (wanted && this.handle.info.device === 'cpu') {
-      process.emitWarning('btm-node: amp / channelsLast / cudnnBenchmark are CUDA-only and ignored on a CPU model');
+    const cudaOnly = (opts?.amp ?? 'none') !== 'none' || opts?.cudnnBenchmark;
+    if (cudaOnly && this.handle.info.device === 'cpu') {
+      process.emitWarning('btm-node: amp / cudnnBenchmark are CUDA-only and ignored on a CPU model');
     }
   }
 

@@ -73,6 +73,14 @@ export interface NativeBuildInfo {
   torchOrigin: string;
   hardwareConcurrency: number;
   parallelInfo: string;
+  /** The Node-API version the addon was built for. */
+  napiVersion: number;
+  /** CUDA runtime / cuDNN versions libtorch was built with; null without CUDA. */
+  cudaVersion: string | null;
+  cudnnVersion: string | null;
+  /** A CUDA device is usable now. */
+  cudaAvailable: boolean;
+  deviceCount: number;
 }
 
 /** A native default and its bounds (defaults.h). */

@@ -8,6 +8,7 @@
 #include "bindings/args.h"
 #include "bindings/binding.h"
 #include "bindings/options/loss_options.h"
+#include "compat.h"
 #include "defaults.h"
 #include "runtime/threads.h"
 #include "models/resnet.h"
@@ -56,6 +57,12 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   o.Set("torchOrigin", BTM_TORCH_ORIGIN);
   o.Set("hardwareConcurrency", double(std::thread::hardware_concurrency()));
   o.Set("parallelInfo", at::get_parallel_info());
+  o.Set("napiVersion", double(NAPI_VERSION));  // the Node-API version the addon was built for
+  const auto cuda = compat::cuda_runtime_version(), cudnn = compat::cudnn_version();
+  o.Set("cudaVersion", cuda.empty() ? env.Null() : Napi::String::New(env, cuda));
+  o.Set("cudnnVersion", cudnn.empty() ? env.Null() : Napi::String::New(env, cudnn));
+  o.Set("cudaAvailable", torch::cuda::is_available());
+  o.Set("deviceCount", double(torch::cuda::device_count()));
   return o;
 }
 

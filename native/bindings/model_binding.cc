@@ -44,9 +44,25 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     core_ = guarded(env, "Model", [&] {
       return std::make_shared<ModelCore>(o.spec, o.num_classes, o.in_channels, o.image_size, o.device, o.seed);
     });
+    report_memory(env);
   }
 
+  ~ModelWrap() override { release(Env()); }
+
  private:
+  // Tells V8 how much native memory this handle keeps alive (weights, gradients, momentum), so that
+  // models dropped without dispose() are collected under memory pressure like any other garbage.
+  // JS thread only; called after anything that changes the size.
+  void report_memory(Napi::Env env) {
+    const int64_t now = core_ ? core_->native_bytes() : 0;
+    if (now != reported_) Napi::MemoryManagement::AdjustExternalMemory(env, now - reported_);
+    reported_ = now;
+  }
+  void release(Napi::Env env) {
+    core_.reset();
+    report_memory(env);
+  }
+
   // The live model, or a clear error when disposed or in use by a running call.
   ModelCore& idle(const Napi::Env& env, const char* method) {
     if (!core_) throw Napi::Error::New(env, std::string("Model.") + method + ": model has been disposed");
@@ -81,6 +97,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto& m = idle(env, "loadStateDict");
     load_strict(info[0], "Model.loadStateDict", "does not match " + m.spec.name, m.state());
     m.drop_lws();
+    m.weights_changed();
     return env.Undefined();
   }
 
@@ -101,6 +118,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       targets.emplace_back(s.name + ".momentum_buffer", s.momentum);
     }
     load_strict(info[0], "Model.loadOptimizerState", "does not match the trained parameters", targets);
+    report_memory(env);
     return env.Undefined();
   }
 
@@ -123,10 +141,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       m.set_optimizer(cfg);
       return 0;
     });
+    report_memory(env);
     return env.Undefined();
   }
 
-  // setPerformance({amp: 'none'|'bf16'|'fp16', channelsLast, cudnnBenchmark}) – CUDA only; no-ops on CPU.
+  // setPerformance({amp: 'none'|'bf16'|'fp16', channelsLast, cudnnBenchmark}): channelsLast on every
+  // device; amp and cudnnBenchmark on CUDA only (no-ops on CPU).
   Napi::Value SetPerformance(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto& m = idle(env, "setPerformance");
@@ -162,7 +182,17 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                     std::function<Napi::Value(Napi::Env, Result&)> to_js) {
     auto core = core_;
     core->busy = true;
-    return run_async<Result>(env, core->device, where, std::move(work), std::move(to_js), [core] { core->busy = false; });
+    // The JS object stays alive while its Promise is pending (the job holds a reference to it), so
+    // `this` is valid when `done` runs.
+    auto self = Napi::Persistent(Value());
+    auto* me = this;
+    auto keep = std::make_shared<Napi::ObjectReference>(std::move(self));
+    keep->SuppressDestruct();  // released by Reset() on the JS thread; never from the executor thread
+    return run_async<Result>(env, core->device, where, std::move(work), std::move(to_js), [core, me, keep, env] {
+      core->busy = false;
+      me->report_memory(env);
+      keep->Reset();
+    });
   }
 
   // The model's long calls: a disposed model throws, a busy one gives a rejected Promise (the caller
@@ -228,7 +258,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     if (core_ && core_->busy)
       throw Napi::Error::New(info.Env(), "Model.dispose: model is busy (a trainEpoch/evaluate call on it is still running; await it first)");
-    core_.reset();
+    release(info.Env());
     return info.Env().Undefined();
   }
   Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !core_); }
@@ -251,6 +281,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   }
 
   std::shared_ptr<ModelCore> core_;
+  int64_t reported_ = 0;  // bytes reported to V8
 };
 
 }  // namespace

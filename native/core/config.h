@@ -56,6 +56,7 @@ struct EvalConfig {
   Normalize normalize;
   bool want_logits = false, want_features = false;
   bool bn_train = false;  // a train-mode forward (no gradients) updates BatchNorm statistics
+  bool fold_bn = false;   // eval mode through the BatchNorm-folded network (same function, faster)
 };
 
 struct TrainResult {

@@ -109,6 +109,7 @@ void ModelCore::set_optimizer(const OptimizerConfig& cfg) {
 
 void ModelCore::fold_lws() {
   if (!lws_scale.defined()) return;
+  weights_changed();
   torch::NoGradGuard no_grad;
   net->fc->weight.mul_(lws_scale.unsqueeze(1));
   net->fc->bias.mul_(lws_scale);
@@ -141,9 +142,12 @@ std::vector<std::pair<std::string, torch::Tensor>> ModelCore::optimizer_state() 
 }
 
 int64_t ModelCore::native_bytes() const {
+  auto size = [](const torch::Tensor& t) { return t.defined() ? t.numel() * int64_t(t.element_size()) : int64_t(0); };
   int64_t bytes = 0;
-  for (const auto& p : net->parameters()) bytes += p.numel() * p.element_size();
-  for (const auto& b : net->buffers()) bytes += b.numel() * b.element_size();
+  for (const auto& p : net->parameters()) bytes += size(p) + size(p.grad());
+  for (const auto& b : net->buffers()) bytes += size(b);
+  for (const auto& s : slots) bytes += size(s.momentum);
+  if (lws_scale.defined()) bytes += size(lws_scale) + size(lws_scale.grad());
   return bytes;
 }
 
@@ -158,10 +162,21 @@ torch::Tensor ModelCore::logits(const torch::Tensor& x, torch::Tensor* features)
   return z;
 }
 
+torch::Tensor ModelCore::folded_logits(const torch::Tensor& x, torch::Tensor* features) {
+  if (!folded) folded = std::make_shared<FoldedResNet>(*net);
+  AutocastScope autocast(perf.amp, device);
+  auto f = folded->features(x);
+  auto z = net->fc->forward(f);
+  if (lws_scale.defined()) z = z * lws_scale;
+  if (features) *features = f;
+  return z;
+}
+
 void ModelCore::set_perf(const PerfConfig& cfg) {
   perf = cfg;
-  if (!device.is_cuda()) return;
-  at::globalContext().setBenchmarkCuDNN(cfg.cudnn_benchmark);
+  weights_changed();
+  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(cfg.cudnn_benchmark);
+  // Channels-last weights (and inputs, see to_input) on CPU too: oneDNN's NHWC convolutions.
   const auto fmt = cfg.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   torch::NoGradGuard no_grad;
   for (auto& p : net->parameters()) {
@@ -170,13 +185,13 @@ void ModelCore::set_perf(const PerfConfig& cfg) {
 }
 
 TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& indices, const TrainConfig& cfg) {
-  const bool channels_last = perf.channels_last && device.is_cuda();
-  BatchMaker batches(data, indices, cfg, channels_last, gen);
+  BatchMaker batches(data, indices, cfg, perf.channels_last, gen);
   const auto offsets = vec_tensor(cfg.loss.logit_offsets, device);
   const auto smoothing = vec_tensor(cfg.loss.label_smoothing, device);
   scaler.set_enabled(perf.amp == Amp::FP16 && device.is_cuda());
   net->train(cfg.bn_train);
   StepLog log(batches.steps());
+  weights_changed();
   for (int64_t s = 0; s < batches.steps(); ++s) {
     stop_if_exiting();
     const Batch b = batches.next();  // gather, augment, normalise, mix up
@@ -191,18 +206,18 @@ TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& i
 
 EvalResult ModelCore::evaluate(const DataCore& data, const std::vector<int64_t>* indices, const EvalConfig& cfg) {
   torch::NoGradGuard no_grad;
-  const bool channels_last = perf.channels_last && device.is_cuda();
   const auto idx = indices ? index_tensor(*indices, device)
                            : torch::arange(data.n, torch::TensorOptions().dtype(torch::kLong).device(device));
   const int64_t n = idx.size(0);
   net->train(cfg.bn_train);
+  if (cfg.bn_train) weights_changed();  // the running statistics move
   std::vector<torch::Tensor> preds, logits, feats;
   for (int64_t start = 0; start < n; start += cfg.batch_size) {
     stop_if_exiting();
     const int64_t len = std::min(cfg.batch_size, n - start);
-    const auto x = to_input(data.images.index_select(0, idx.narrow(0, start, len)), cfg.normalize, device, channels_last);
+    const auto x = to_input(data.images.index_select(0, idx.narrow(0, start, len)), cfg.normalize, device, perf.channels_last);
     torch::Tensor f;
-    const auto z = this->logits(x, &f);
+    const auto z = cfg.fold_bn && !cfg.bn_train ? folded_logits(x, &f) : this->logits(x, &f);
     preds.push_back(z.argmax(1).to(torch::kInt).to(torch::kCPU));
     if (cfg.want_logits) logits.push_back(z.to(torch::kFloat).to(torch::kCPU));
     if (cfg.want_features) feats.push_back(f.to(torch::kFloat).to(torch::kCPU));

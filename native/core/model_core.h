@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <atomic>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,7 +37,11 @@ struct ModelCore {
   std::vector<std::pair<std::string, torch::Tensor>> optimizer_state();
   void reseed(uint64_t seed);
   torch::Tensor logits(const torch::Tensor& x, torch::Tensor* features = nullptr);
-  // Bytes of parameters, buffers and momentum (what the model holds natively).
+  // Eval-mode logits through the BatchNorm-folded copy of the network (built on first use).
+  torch::Tensor folded_logits(const torch::Tensor& x, torch::Tensor* features = nullptr);
+  // Drops the folded copy: call after anything that changes the weights or their layout.
+  void weights_changed() { folded.reset(); }
+  // Bytes the model holds natively: parameters, gradients, buffers, momentum.
   int64_t native_bytes() const;
 
   ResNet net;
@@ -49,6 +54,7 @@ struct ModelCore {
   std::vector<ParamSlot> slots;  // what the optimizer trains
   torch::Tensor lws_scale;       // [C] when LWS is on, else undefined
   LossScaler scaler;             // fp16 autocast on CUDA
+  std::shared_ptr<FoldedResNet> folded;  // inference-only, BatchNorm folded; null until asked for
   std::atomic<bool> busy{false};
 };
 

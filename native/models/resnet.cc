@@ -139,6 +139,73 @@ torch::Tensor ResNetImpl::features(const torch::Tensor& x) {
   return torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
 }
 
+namespace {
+
+FoldedConv fold(const nn::Conv2d& conv, const nn::BatchNorm2d& bn) {
+  torch::NoGradGuard no_grad;
+  const auto& o = conv->options;
+  const auto scale = bn->weight / torch::sqrt(bn->running_var + bn->options.eps());
+  FoldedConv f;
+  const auto fmt = conv->weight.suggest_memory_format();
+  f.weight = (conv->weight * scale.view({-1, 1, 1, 1})).contiguous(fmt);
+  f.bias = bn->bias - bn->running_mean * scale;
+  f.stride = (*o.stride())[0];
+  f.padding = (*o.kernel_size())[0] / 2;  // every convolution of this family pads k / 2
+  f.groups = o.groups();
+  return f;
+}
+
+}  // namespace
+
+torch::Tensor FoldedConv::forward(const torch::Tensor& x) const {
+  return torch::conv2d(x, weight, bias, stride, padding, 1, groups);
+}
+
+torch::Tensor FoldedBlock::forward(const torch::Tensor& x) const {
+  auto out = torch::relu(conv1.forward(x));
+  out = conv2.forward(out);
+  if (bottleneck) out = conv3.forward(torch::relu(out));
+  torch::Tensor identity = x;
+  if (option_a_shortcut) {
+    using torch::indexing::Slice;
+    identity = x.index({Slice(), Slice(), Slice(torch::indexing::None, torch::indexing::None, stride),
+                        Slice(torch::indexing::None, torch::indexing::None, stride)});
+    identity = torch::constant_pad_nd(identity, {0, 0, 0, 0, pad_channels, pad_channels}, 0);
+  } else if (has_downsample) {
+    identity = downsample.forward(x);
+  }
+  return torch::relu(out + identity);
+}
+
+FoldedResNet::FoldedResNet(ResNetImpl& net) : cifar(net.spec.cifar), stem(fold(net.conv1, net.bn1)) {
+  for (auto& layer : net.layers) {
+    for (size_t i = 0; i < layer->size(); ++i) {
+      auto& b = *std::dynamic_pointer_cast<BlockImpl>(layer->ptr(i));
+      FoldedBlock f;
+      f.bottleneck = b.bottleneck;
+      f.option_a_shortcut = b.option_a_shortcut;
+      f.pad_channels = b.pad_channels;
+      f.stride = b.stride;
+      f.conv1 = fold(b.conv1, b.bn1);
+      f.conv2 = fold(b.conv2, b.bn2);
+      if (b.bottleneck) f.conv3 = fold(b.conv3, b.bn3);
+      if (!b.downsample.is_empty()) {
+        f.has_downsample = true;
+        f.downsample = fold(nn::Conv2d(std::dynamic_pointer_cast<nn::Conv2dImpl>(b.downsample->ptr(0))),
+                            nn::BatchNorm2d(std::dynamic_pointer_cast<nn::BatchNorm2dImpl>(b.downsample->ptr(1))));
+      }
+      blocks.push_back(std::move(f));
+    }
+  }
+}
+
+torch::Tensor FoldedResNet::features(const torch::Tensor& x) const {
+  auto out = torch::relu(stem.forward(x));
+  if (!cifar) out = torch::max_pool2d(out, 3, 2, 1);
+  for (const auto& b : blocks) out = b.forward(out);
+  return torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
+}
+
 std::vector<std::pair<std::string, torch::Tensor>> ordered_state(torch::nn::Module& m) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& item : m.named_modules(/*name_prefix=*/"", /*include_self=*/true)) {

@@ -55,6 +55,33 @@ struct ResNetImpl : torch::nn::Module {
 };
 TORCH_MODULE(ResNet);
 
+// Inference-only copy of a ResNet with every BatchNorm folded into the convolution before it
+// (w' = w * gamma / sqrt(var + eps) per output channel, b' = beta - mean * gamma / sqrt(var + eps)):
+// the same function as the eval-mode network, one op fewer per convolution. Built from the live
+// weights (which stay unfolded and trainable); rebuild it after they change.
+struct FoldedConv {
+  torch::Tensor weight, bias;
+  int64_t stride = 1, padding = 0, groups = 1;
+  torch::Tensor forward(const torch::Tensor& x) const;
+};
+
+struct FoldedBlock {
+  FoldedConv conv1, conv2, conv3, downsample;
+  bool bottleneck = false, option_a_shortcut = false, has_downsample = false;
+  int64_t pad_channels = 0, stride = 1;
+  torch::Tensor forward(const torch::Tensor& x) const;
+};
+
+struct FoldedResNet {
+  explicit FoldedResNet(ResNetImpl& net);
+  // Penultimate features, as ResNetImpl::features in eval mode.
+  torch::Tensor features(const torch::Tensor& x) const;
+
+  bool cifar = false;
+  FoldedConv stem;
+  std::vector<FoldedBlock> blocks;
+};
+
 // Every parameter and buffer in torchvision's state_dict order (module by module: own parameters,
 // then own buffers).
 std::vector<std::pair<std::string, torch::Tensor>> ordered_state(torch::nn::Module& m);

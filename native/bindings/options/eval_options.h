@@ -1,4 +1,4 @@
-// Model.evaluate's options: {batchSize?, normalize?, logits?, features?, bnMode?}
+// Model.evaluate's options: {batchSize?, normalize?, logits?, features?, bnMode?, foldBatchNorm?}
 #pragma once
 
 #include <napi.h>
