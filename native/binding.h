@@ -101,5 +101,10 @@ std::shared_ptr<DataCore> unwrap_dataset(const Napi::Value& v, const std::string
 
 // Model handles.
 void init_model(Napi::Env env, Napi::Object exports, AddonData* data);
+// Returns the live ModelCore behind a JS Model, or throws TypeError naming `what`.
+std::shared_ptr<ModelCore> unwrap_model(const Napi::Value& v, const std::string& what);
+
+// Members trained and evaluated together (native/bindings/member_group_binding.cc).
+void init_member_group(Napi::Env env, Napi::Object exports);
 
 }  // namespace btm
