@@ -97,11 +97,13 @@ Cores members_arg(const Napi::Value& v, const std::string& where, const DataCore
 }
 
 // Runs fn(k) for every member k, members spread over the intra-op threads (one member per thread at a
-// time, taken in order as threads free up); inside, every libtorch op runs single-threaded.
+// time, taken in order as threads free up); inside, every libtorch op runs single-threaded. A lone
+// member still runs inside the region (the second thread finds no work), so a member's arithmetic does
+// not depend on how many others share its call: a resumed stage regroups members and must match.
 void for_members(int64_t n, const std::function<void(int64_t)>& fn) {
   apply_threads();
   std::atomic<int64_t> next{0};
-  const int64_t workers = std::min<int64_t>(n, threads());
+  const int64_t workers = threads() > 1 ? std::max<int64_t>(2, std::min<int64_t>(n, threads())) : 1;
   if (workers <= 1) {
     for (int64_t k = 0; k < n; ++k) fn(k);
     return;
