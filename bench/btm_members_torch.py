@@ -1,4 +1,5 @@
 # One configuration per process: seq2 | seq1 | par (2 workers x 1 thread) | stacked ; cl 0/1
+# Usage (repo root): /usr/bin/python3 bench/btm_members_torch.py N DEPTH CHANNELS SIZE MODE CL  (reuses btm_stacked_torch.py)
 import sys, threading
 mode, cl = sys.argv[5], sys.argv[6] == '1'
 sys.argv = ['x'] + sys.argv[1:5] + ['none']

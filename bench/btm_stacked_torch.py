@@ -1,4 +1,5 @@
 # Step 1 of issue 9: N CIFAR resnets trained one after another vs one stacked (grouped-conv) network.
+# Usage (repo root): /usr/bin/python3 bench/btm_stacked_torch.py N DEPTH CHANNELS SIZE [both|nchw|cl]
 import sys, time
 import torch
 import torch.nn as nn
