@@ -130,6 +130,8 @@ export const BtmSchema = z.strictObject({
   /** What the fine-tunes train (the paper's table 8). */
   trainable: z.enum(['all', 'backbone', 'classifier']).default('all'),
   merge: z.enum(MERGE_STRATEGIES).default('uniform'),
+  /** Fine-tunes trained together in one native call (default: all; 1 = one after another). */
+  parallel: int(1, 1000).optional(),
   /** Evaluate each fine-tuned model on the test set (a row per fine-tune, like table 5). */
   evalEach: z.boolean().default(true),
 });

@@ -16,6 +16,8 @@
 
 namespace btm {
 
+struct ModelCore;
+
 // Runs `fn` and rethrows any C++/libtorch exception as a JS Error carrying libtorch's message.
 template <typename F>
 auto guarded(const Napi::Env& env, const std::string& where, F&& fn) -> decltype(fn()) {
@@ -60,5 +62,10 @@ std::shared_ptr<DataCore> unwrap_dataset(const Napi::Value& v, const std::string
 
 // Model handles.
 void init_model(Napi::Env env, Napi::Object exports, AddonData* data);
+// Returns the live ModelCore behind a JS Model, or throws TypeError naming `what`.
+std::shared_ptr<ModelCore> unwrap_model(const Napi::Value& v, const std::string& what);
+
+// Members trained and evaluated together (bindings/member_group_binding.cc).
+void init_member_group(Napi::Env env, Napi::Object exports);
 
 }  // namespace btm

@@ -19,6 +19,7 @@ namespace {
 
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  public:
+  const std::shared_ptr<ModelCore>& core() const { return core_; }
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Model",
                        {InstanceMethod<&ModelWrap::StateDict>("stateDict"),
@@ -285,6 +286,16 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 };
 
 }  // namespace
+
+std::shared_ptr<ModelCore> unwrap_model(const Napi::Value& v, const std::string& what) {
+  Napi::Env env = v.Env();
+  auto* data = env.GetInstanceData<AddonData>();
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(data->model_ctor.Value()))
+    args::type_error(env, what + " must be a Model, got " + args::describe(v));
+  auto core = ModelWrap::Unwrap(v.As<Napi::Object>())->core();
+  if (!core) throw Napi::Error::New(env, what + ": Model has been disposed");
+  return core;
+}
 
 void init_model(Napi::Env env, Napi::Object exports, AddonData* data) {
   auto ctor = ModelWrap::Define(env);

@@ -16,19 +16,20 @@ import type { StateDict } from '../state-dict.js';
 import type { StageContext } from './context.js';
 import { lossOptions } from './losses.js';
 import { rowFromSummary } from './run-state.js';
+import { btmFineTunesBatched } from './btm-batched.js';
 import { runEpochs } from './trainer.js';
 
-/** Evaluates ctx.model on the test set and records a result row. */
-export async function evaluateStep(ctx: StageContext, step: string, stage: string, label: string): Promise<void> {
-  ctx.emit({ type: 'eval', step, stage, label });
+/** Evaluates ctx.model on the test set (or takes `given` predictions made elsewhere) and records a result row. */
+export async function evaluateStep(ctx: StageContext, step: string, stage: string, label: string, given?: { preds: Int32Array; seconds: number }): Promise<void> {
+  if (!given) ctx.emit({ type: 'eval', step, stage, label });
   const t0 = performance.now();
-  const { preds } = await ctx.model.evaluate(ctx.testSet, { batchSize: ctx.config.eval.batchSize, normalize: ctx.data.normalize });
+  const { preds } = given ?? (await ctx.model.evaluate(ctx.testSet, { batchSize: ctx.config.eval.batchSize, normalize: ctx.data.normalize }));
   const s = summarize(ctx.data.test.labels, preds, ctx.meta.numClasses, {
     trainCounts: ctx.data.counts,
     manyThreshold: ctx.config.eval.manyThreshold,
     fewThreshold: ctx.config.eval.fewThreshold,
   });
-  ctx.run.addTime(`${step}:eval`, (performance.now() - t0) / 1000);
+  ctx.run.addTime(`${step}:eval`, given?.seconds ?? (performance.now() - t0) / 1000);
   const row = rowFromSummary(step, stage, label, s, ctx.run.state.timings[step] ?? 0);
   await ctx.run.addRow(row);
   ctx.emit({ type: 'row', row });
@@ -91,29 +92,43 @@ export async function btm(ctx: StageContext): Promise<void> {
   const files = subsets.map((_, k) => run.path('btm', `finetune-${k}.safetensors`));
   // The merge-validation set for adaptive / greedy merges: the union of the balanced subsets.
   const validation = Int32Array.from(new Set(subsets.flatMap((s) => Array.from(s)))).sort();
-  const scoreOf = async (): Promise<{ harmonicMean: number; geometricMean: number }> => {
-    const { preds } = await model.evaluate(ctx.trainSet, { indices: validation, batchSize: ctx.config.eval.batchSize, normalize: data.normalize });
+  const scoreOfPreds = (preds: Int32Array): { harmonicMean: number; geometricMean: number } => {
     const s = summarize(Array.from(validation, (i) => data.train.labels[i]), preds, numClasses);
     return { harmonicMean: s.harmonicMean, geometricMean: s.geometricMean };
   };
+  const scoreOf = async () =>
+    scoreOfPreds((await model.evaluate(ctx.trainSet, { indices: validation, batchSize: ctx.config.eval.batchSize, normalize: data.normalize })).preds);
+  const startMember = async (k: number) => {
+    await writeFile(run.path('btm', `subset-${k}.txt`), formatSplitList(subsets[k], data.train.labels, {
+      numClasses, seed: ctx.config.seed, profile: 'exp', imbalanceFactor: 1,
+    }));
+    ctx.emit({ type: 'step', step: `btm-${k}`, stage: 'btm', message: `BTM fine-tune ${k + 1}/${subsets.length} on ${subsets[k].length} images, ${c.epochs} epochs` });
+  };
+  const trainOptions = {
+    cropPadding: c.cropPadding, hflip: c.hflip, mixupAlpha: c.mixupAlpha, normalize: data.normalize,
+    ...lossOptions(c.loss, byClass.map((l) => Math.min(l.length, c.perClass))),
+  };
 
+  // btm.parallel (default: all members at once) > 1: members trained and evaluated together
+  const parallel = Math.min(c.parallel ?? subsets.length, subsets.length);
+  if (parallel > 1) {
+    await btmFineTunesBatched(ctx, {
+      base, subsets, files, parallel, train: trainOptions, start: startMember,
+      validation: c.merge !== 'uniform' ? { indices: validation, score: scoreOfPreds } : undefined,
+      record: c.evalEach ? (k, preds, seconds) => evaluateStep(ctx, `btm-${k}`, 'btm', `BTM fine-tune #${k + 1}`, { preds, seconds }) : undefined,
+    });
+  }
   for (const [k, subset] of subsets.entries()) {
     const step = `btm-${k}`;
     if (run.isFinished(step)) continue;
-    await writeFile(run.path('btm', `subset-${k}.txt`), formatSplitList(subset, data.train.labels, {
-      numClasses, seed: ctx.config.seed, profile: 'exp', imbalanceFactor: 1,
-    }));
-    ctx.emit({ type: 'step', step, stage: 'btm', message: `BTM fine-tune ${k + 1}/${subsets.length} on ${subset.length} images, ${c.epochs} epochs` });
+    await startMember(k);
     model.loadStateDict(base);
     model.setOptimizer({ momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov, trainable: c.trainable });
     await runEpochs(ctx, {
       step,
       schedule: c,
       epochIndices: (_e, rng) => uniformEpoch(subset, rng),
-      train: {
-        cropPadding: c.cropPadding, hflip: c.hflip, mixupAlpha: c.mixupAlpha, normalize: data.normalize,
-        ...lossOptions(c.loss, byClass.map((l) => Math.min(l.length, c.perClass))),
-      },
+      train: trainOptions,
       resumable: false,
     });
     await saveCheckpoint(files[k], model, ctx.meta, { stage: 'btm', step, subset: String(k) });

@@ -33,7 +33,7 @@ const CHUNK_STEPS = 16;
 export const LOSS_LIMIT = 1e3;
 
 /** FNV-1a, to derive a stream id from a step name. */
-function streamId(name: string): number {
+export function streamId(name: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
   return h;
