@@ -3,7 +3,7 @@
  *
  * Native vs TensorFlow.js vs PyTorch side by side: train/eval throughput, achieved FLOP/s against a
  * measured matmul peak, a profile of one step, the cost of crossing into native, state-dict merging,
- * BTM's overhead. Prints one table (figure, peer's figure, ratio, target) and writes the same with
+ * BTM's overhead, serving load (examples/serve.mjs, batching on vs one request at a time). Prints one table (figure, peer's figure, ratio, target) and writes the same with
  * machine info to bench/results/<timestamp>.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -19,8 +19,9 @@ import { cifarForwardFlops, cifarTrainFlops } from './flops.js';
 import { mergeBench } from './merge.js';
 import { ARCH, caseLabel, CLASSES, throughput } from './native-vs-peers.js';
 import { profileStep } from './profile.js';
+import { serveBench } from './serve.js';
 
-const SECTIONS = ['throughput', 'flops', 'profile', 'crossing', 'merge', 'btm', 'btm-batched'] as const;
+const SECTIONS = ['throughput', 'flops', 'profile', 'crossing', 'merge', 'btm', 'btm-batched', 'serve'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** Targets of the issue; FLOP_TARGET is the fraction of the matmul peak we state for the batch-128 step. */
@@ -212,6 +213,21 @@ if (want('btm-batched')) {
       `target <= 0.6x: ${ok ? 'met' : 'MISSED'}; runs ${r.batchedS.map((x) => fmt(x)).join('/')} vs ${r.sequentialS.map((x) => fmt(x)).join('/')} s`);
   }
   out.btmBatched = results;
+}
+
+// ---- serving ----------------------------------------------------------------------------------------
+if (want('serve')) {
+  const s = await serveBench({ quick, threads, log });
+  out.serve = s;
+  const { batching: b, oneAtATime: one } = s;
+  const load = `${b.requests} req x 1 img, ${b.concurrency} concurrent`;
+  row(`serve req/s (${load}, maxBatch ${b.maxBatch})`, b.reqPerS, 'one-at-a-time queue', one.reqPerS, `${b.ok}/${b.requests} ok (peer ${one.ok}/${one.requests}); examples/serve.mjs on loopback`);
+  row('serve p50 latency ms', b.p50, 'one-at-a-time queue', one.p50, 'lower is better');
+  row('serve p99 latency ms', b.p99, 'one-at-a-time queue', one.p99, 'lower is better');
+  const f1 = s.forward[0];
+  for (const f of s.forward.filter((x) => x.batch > 1)) {
+    row(`resnet20 eval ms/image, batch ${f.batch}`, f.msPerImage, 'batch 1', f1.msPerImage, `forward ${fmt(f.ms)} ms${f.batch === s.defaultMaxBatch ? ' (default maxBatch)' : ''}`);
+  }
 }
 
 // ---- why targets are missed (from this run's own figures) -----------------------------------------

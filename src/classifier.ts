@@ -17,12 +17,20 @@ import { summarize, type Summary } from './metrics.js';
 import { Model } from './model.js';
 
 /**
- * Default `maxBatch`: the images one merged forward may hold. On the CIFAR resnet20 on 2 CPU cores
- * the per-image cost falls steeply up to ~16-32 images per forward and is flat beyond 64, while the
- * wait of a request that arrives during a forward grows with its size (bench/serve.ts, `npm run bench
- * -- --only serve`, prints the figures); 64 keeps nearly all of the throughput gain.
+ * Default `maxBatch`: the images one merged forward may hold. Measured on the CIFAR resnet20, 2 CPU
+ * cores, libtorch 1.13 (`npm run bench -- --only serve`, two runs): an eval forward costs 15-26 ms
+ * for 1 image, 1.2-1.5 ms per image for 2, a flat 2.2-2.8 ms per image from 8 to 64, and 1.2-1.5 for 128.
+ * Between 8 and 64 a larger batch gains no throughput but lengthens the forward a newly arrived call
+ * waits behind (73-89 ms at 32, 143-170 ms at 64), so 32.
  */
-export const DEFAULT_MAX_BATCH = 64;
+export const DEFAULT_MAX_BATCH = 32;
+
+/**
+ * A forward of one image is 6-17x slower than one of two on libtorch's CPU convolutions (measured
+ * above), so a lone image is evaluated as a pair (itself twice) and the second result dropped.
+ * Per-image results do not depend on the batch in eval mode.
+ */
+const PAD_SINGLE_IMAGE = true;
 
 /** Native evaluate batch size for one call's images (a large call is evaluated in chunks of this). */
 const DEFAULT_EVAL_BATCH = 256;
@@ -243,6 +251,13 @@ export class Classifier implements Disposable {
 
   /** One native forward over n images. */
   private async forward(bytes: Uint8Array, n: number, batchSize: number | undefined, logits: boolean): Promise<Prediction> {
+    if (n === 1 && PAD_SINGLE_IMAGE && this.model.info.device === 'cpu') {
+      const pair = new Uint8Array(2 * bytes.length);
+      pair.set(bytes);
+      pair.set(bytes, bytes.length);
+      const r = await this.forward(pair, 2, batchSize === 1 ? 2 : batchSize, logits);
+      return logits ? { preds: r.preds.slice(0, 1), logits: r.logits!.slice(0, this.meta.numClasses) } : { preds: r.preds.slice(0, 1) };
+    }
     const { inChannels: c, imageSize: s } = this.meta;
     const data = new Dataset({ images: bytes, labels: new Int32Array(n), n, channels: c, height: s, width: s }, this.model.info.device as Device);
     try {

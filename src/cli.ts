@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { saveState, readCheckpoint, type ModelMeta } from './checkpoint.js';
-import { evaluate, loadModel } from './classifier.js';
+import { checkCompatible, evaluate, loadModel } from './classifier.js';
 import { ConfigError, DATASETS, parseConfig, type Config, type ConfigInput } from './config.js';
 import type { ImageSet } from './data/image-set.js';
 import { interpolationSweep, mergeFiles } from './merge.js';
@@ -103,10 +103,13 @@ function dataConfig(argv: Record<string, unknown>, command: string): Config {
 }
 
 /** A checkpoint used on data of another shape or class count is refused, naming both. */
+/** A checkpoint that does not fit the data is a usage problem of the command line: say so before any work. */
 function checkFits(file: string, meta: ModelMeta, set: ImageSet): void {
-  if (meta.inChannels === set.channels && meta.imageSize === set.height && meta.imageSize === set.width && meta.numClasses === set.numClasses) return;
-  throw new ConfigError(`${file}: the checkpoint takes ${meta.inChannels}x${meta.imageSize}x${meta.imageSize} images of ${meta.numClasses} classes, ` +
-    `the data (${set.source}) has ${set.channels}x${set.height}x${set.width} images of ${set.numClasses} classes`);
+  try {
+    checkCompatible(meta, set, { checkpoint: file });
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
 }
 
 async function cmdRun(argv: Record<string, unknown>): Promise<number> {

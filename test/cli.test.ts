@@ -183,7 +183,7 @@ describe('btm CLI', () => {
     expect(JSON.parse(ev.stdout).accuracy).toBeCloseTo(result.rows[result.rows.length - 1].accuracy, 10);
     // a checkpoint used on data of another shape and class count: the mismatch is named
     const other = await btm('eval', result.checkpoint, '--data.dataset', 'synthetic', '--data.synthetic.numClasses', '6', '--data.synthetic.size', '32');
-    expectCleanError(other, 2, /the checkpoint takes 1x16x16 images of 4 classes, the data \(.*\) has 1x32x32 images of 6 classes/);
+    expectCleanError(other, 2, /the model expects 16x16x1 images \(HxWxC\) and 4 classes, but .* has 32x32x1 images and 6 classes \(image size, classes differ\)/);
 
     const out = join(root, 'm.safetensors');
     const m = await btm('merge', join(result.dir, 'btm/finetune-0.safetensors'), join(result.dir, 'btm/finetune-1.safetensors'), '--out', out);

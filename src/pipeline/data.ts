@@ -1,10 +1,10 @@
 /** The data a run trains and evaluates on: the readers, the long-tailed split, the normalisation. */
-import { readFileSync } from 'node:fs';
 import type { Config } from '../config.js';
 import { loadCifar } from '../data/cifar.js';
 import { FASHION_MNIST_DIR, loadFashionMnist, loadIdxDataset } from '../data/idx.js';
 import type { ImageSet } from '../data/image-set.js';
 import { loadKanjiDataset } from '../data/kanji.js';
+import { readUserText } from '../user-file.js';
 import { loadListDataset } from '../data/list-file.js';
 import { gridTask } from '../data/synthetic.js';
 import { classCounts, longTailCounts, makeLongTailSplit, parseSplitList } from '../sampling/longtail.js';
@@ -58,7 +58,7 @@ export async function loadImageSets(d: Config['data'], seed: number): Promise<{ 
 /** The long-tailed split: read from data.splitFile, or generated (exp/step profile, seeded). */
 export function longTailSplit(d: Config['data'], train: ImageSet): { split: Int32Array; counts: number[] } {
   if (d.splitFile) {
-    const { indices } = parseSplitList(readFileSync(d.splitFile, 'utf8'), {
+    const { indices } = parseSplitList(readUserText(d.splitFile, 'split file'), {
       source: d.splitFile,
       numClasses: train.numClasses,
       datasetLabels: train.labels,
