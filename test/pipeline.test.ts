@@ -213,10 +213,13 @@ describe('metrics.jsonl', () => {
     const { records, skipped } = readMetrics(r.dir);
     expect(skipped).toBe(1);
     const epochs = records.flatMap((x) => (x.kind === 'epoch' ? [x] : []));
-    // pretrain 4 + 3 fine-tunes x 3 + posttrain 2, each once
-    expect(epochs.map((x) => `${x.step}:${x.epoch}/${x.epochs}`)).toEqual([
-      ...[1, 2, 3, 4].map((e) => `pretrain:${e}/4`), ...[0, 1, 2].flatMap((k) => [1, 2, 3].map((e) => `btm-${k}:${e}/3`)), 'posttrain:1/2', 'posttrain:2/2',
-    ]);
+    // pretrain 4 + 3 fine-tunes x 3 + posttrain 2, each once; the fine-tunes train side by side
+    // (btm.parallel defaults to all members), so their records interleave, each member's in epoch order
+    const keys = epochs.map((x) => `${x.step}:${x.epoch}/${x.epochs}`);
+    expect(keys.slice(0, 4)).toEqual([1, 2, 3, 4].map((e) => `pretrain:${e}/4`));
+    expect([...keys.slice(4, 13)].sort()).toEqual([0, 1, 2].flatMap((k) => [1, 2, 3].map((e) => `btm-${k}:${e}/3`)));
+    for (const k of [0, 1, 2]) expect(keys.filter((x) => x.startsWith(`btm-${k}:`))).toEqual([1, 2, 3].map((e) => `btm-${k}:${e}/3`));
+    expect(keys.slice(13)).toEqual(['posttrain:1/2', 'posttrain:2/2']);
     for (const x of epochs) {
       expect(x.stage).toBe(x.step.startsWith('btm') ? 'btm' : x.step);
       for (const v of [x.lr, x.trainLoss, x.trainAccuracy, x.imagesPerSec, x.seconds]) expect(Number.isFinite(v)).toBe(true);

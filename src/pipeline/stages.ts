@@ -21,7 +21,7 @@ import { runEpochs } from './trainer.js';
 
 /** Evaluates ctx.model on the test set (or takes `given` predictions made elsewhere) and records a result row. */
 export async function evaluateStep(ctx: StageContext, step: string, stage: string, label: string, given?: { preds: Int32Array; seconds: number }): Promise<void> {
-  if (!given) ctx.emit({ type: 'eval', step, stage, label });
+  ctx.emit({ type: 'eval', step, stage, label });
   const t0 = performance.now();
   const { preds } = given ?? (await ctx.model.evaluate(ctx.testSet, { batchSize: ctx.config.eval.batchSize, normalize: ctx.data.normalize }));
   const s = summarize(ctx.data.test.labels, preds, ctx.meta.numClasses, {
