@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packs what a CUDA box without Node and without network needs to check this project (run.sh there):
-#   node/      this machine's `node` binary and npm (glibc >= 2.28, x86-64 Linux);
+#   node/      this machine's `node` binary (stripped) and npm (glibc >= 2.28, x86-64 Linux);
 #   btm-node/  the repo's sources (tracked and new files; no build, dist, runs) and its node_modules
 #              (as installed here by npm ci, less TensorFlow.js, which only the CPU bench's peer uses);
 #   data/      Fashion-MNIST (the IDX files of Debian's dataset-fashion-mnist, uncompressed) for the main job,
@@ -33,6 +33,9 @@ trap 'rm -rf "$stage"' EXIT
 
 mkdir -p "$stage/node/bin" "$stage/node/lib/node_modules" "$stage/btm-node"
 cp "$node_bin" "$stage/node/bin/node"
+# without its debug info and static symbol table (-13 MB); the dynamic symbols addons link to stay
+strip "$stage/node/bin/node" 2>/dev/null || echo "pack.sh: note: strip failed; packing node unstripped"
+"$stage/node/bin/node" -e 0 || { echo "pack.sh: the stripped node does not run" >&2; exit 1; }
 # npm without its docs and man pages; bin/npm and bin/npx as the usual links
 (cd "$(dirname "$npm_dir")" && tar --exclude='npm/docs' --exclude='npm/man' -cf - "$(basename "$npm_dir")") | tar -C "$stage/node/lib/node_modules" -xf -
 ln -s ../lib/node_modules/npm/bin/npm-cli.js "$stage/node/bin/npm"
