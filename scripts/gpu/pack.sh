@@ -2,7 +2,9 @@
 # Packs what a CUDA box without Node and without network needs to check this project (run.sh there):
 #   node/      this machine's `node` binary (stripped) and npm (glibc >= 2.28, x86-64 Linux);
 #   btm-node/  the repo's sources (tracked and new files; no build, dist, runs) and its node_modules
-#              (as installed here by npm ci, less TensorFlow.js, which only the CPU bench's peer uses);
+#              (as installed here by npm ci, less TensorFlow.js, which only the CPU bench's peer uses,
+#              TypeScript's language service, zod's TS sources and vite's CSS minifier binary, which
+#              vite imports only for CSS);
 #   data/      Fashion-MNIST (the IDX files of Debian's dataset-fashion-mnist, uncompressed) for the main job,
 #              unless --no-data;
 # all in one xz-compressed tar, checked to be under 64 MiB.
@@ -48,6 +50,7 @@ tar --exclude='node_modules/@tensorflow' --exclude='node_modules/core-js' --excl
   --exclude='node_modules/typescript/lib/typescript.js' --exclude='node_modules/typescript/lib/typescript.d.ts' \
   --exclude='node_modules/typescript/lib/_tsserver.js' --exclude='node_modules/typescript/lib/_typingsInstaller.js' \
   --exclude='node_modules/typescript/lib/tsserverlibrary.*' \
+  --exclude='node_modules/lightningcss-linux-*' --exclude='node_modules/zod/src' \
   -cf - node_modules | tar -C "$stage/btm-node" -xf -
 
 if [ "$data" = 1 ]; then
