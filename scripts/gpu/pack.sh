@@ -53,6 +53,11 @@ tar --exclude='node_modules/@tensorflow' --exclude='node_modules/core-js' --excl
   --exclude='node_modules/lightningcss-linux-*' --exclude='node_modules/zod/src' \
   -cf - node_modules | tar -C "$stage/btm-node" -xf -
 
+# TensorFlow.js's type declarations only: `npm run bench` compiles bench/ (whose tfjs peer is imported
+# only without --no-tfjs, which run.sh passes)
+(cd node_modules && find @tensorflow \( -name '*.d.ts' -o -name package.json \) -print0 | tar --null -T - -cf -) |
+  tar -C "$stage/btm-node/node_modules" -xf -
+
 if [ "$data" = 1 ]; then
   src=/usr/share/datasets/fashion-mnist
   [ -f "$src/train-images-idx3-ubyte.gz" ] || { echo "pack.sh: $src is missing (apt-get install dataset-fashion-mnist, or --no-data)" >&2; exit 1; }
