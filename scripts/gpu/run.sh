@@ -115,7 +115,7 @@ bench() {
   rm -rf bench/results
   npm run bench -- "${dev[@]}" "${args[@]}"
   local rc=$?
-  if [ "$rc" != 0 ] && [ "$cuda" = 1 ] && grep -q "Unknown option '--device'" "$out/bench.log" 2>/dev/null; then
+  if [ "$rc" != 0 ] && [ "$cuda" = 1 ] && grep -q -e "Unknown option '--device'" -e ERR_PARSE_ARGS_UNKNOWN_OPTION "$out/bench.log" 2>/dev/null; then
     echo "NOTE: this bench has no --device flag; ran it without (its CUDA rows, if any, are its own choice)"
     echo "bench: NOTE: no --device flag in this bench; ran without it" >>"$summary"
     npm run bench -- "${args[@]}"; rc=$?
