@@ -9,7 +9,7 @@ import { availableParallelism, constants as osConstants } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  buildPrerequisites, dependentProject, findLibtorch, fixCommand, loadedLibtorch, readPrebuildRecord, sameLibtorch,
+  buildPrerequisites, findLibtorch, fixCommand, loadedLibtorch, readPrebuildRecord, sameLibtorch,
   sourceBuildCommand, type FoundLibtorch, type PrebuildRecord,
 } from './libtorch.js';
 import type { StateDict } from './state-dict.js';
@@ -141,7 +141,6 @@ function buildHint(): string {
   for (const p of missing) lines.push(`  missing:  ${p.name}: ${p.detail}`);
   const fix = fixCommand(missing, sourceBuildCommand(PACKAGE_ROOT));
   lines.push(fix ? `  then:     ${fix}` : `  then:     ${sourceBuildCommand(PACKAGE_ROOT)}   (after installing what is missing)`);
-  if (dependentProject(PACKAGE_ROOT)) lines.push(`  (in the package itself: cd ${PACKAGE_ROOT} && npm run build:native)`);
   hint = lines.join('\n');
   return hint;
 }

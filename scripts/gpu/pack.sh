@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Packs what a CUDA box without Node and without network needs to check this project (run.sh there):
-#   node/      this machine's `node` binary and npm (glibc >= 2.28, x86-64 Linux);
+#   node/      this machine's `node` binary (stripped) and npm (glibc >= 2.28, x86-64 Linux);
 #   btm-node/  the repo's sources (tracked and new files; no build, dist, runs) and its node_modules
-#              (as installed here by npm ci, less TensorFlow.js, which only the CPU bench's peer uses);
+#              (as installed here by npm ci, less TensorFlow.js, which only the CPU bench's peer uses,
+#              TypeScript's language service, zod's TS sources and vite's CSS minifier binary, which
+#              vite imports only for CSS);
 #   data/      Fashion-MNIST (the IDX files of Debian's dataset-fashion-mnist, uncompressed) for the main job,
 #              unless --no-data;
 # all in one xz-compressed tar, checked to be under 64 MiB.
@@ -33,6 +35,9 @@ trap 'rm -rf "$stage"' EXIT
 
 mkdir -p "$stage/node/bin" "$stage/node/lib/node_modules" "$stage/btm-node"
 cp "$node_bin" "$stage/node/bin/node"
+# without its debug info and static symbol table (-13 MB); the dynamic symbols addons link to stay
+strip "$stage/node/bin/node" 2>/dev/null || echo "pack.sh: note: strip failed; packing node unstripped"
+"$stage/node/bin/node" -e 0 || { echo "pack.sh: the stripped node does not run" >&2; exit 1; }
 # npm without its docs and man pages; bin/npm and bin/npx as the usual links
 (cd "$(dirname "$npm_dir")" && tar --exclude='npm/docs' --exclude='npm/man' -cf - "$(basename "$npm_dir")") | tar -C "$stage/node/lib/node_modules" -xf -
 ln -s ../lib/node_modules/npm/bin/npm-cli.js "$stage/node/bin/npm"
@@ -45,7 +50,13 @@ tar --exclude='node_modules/@tensorflow' --exclude='node_modules/core-js' --excl
   --exclude='node_modules/typescript/lib/typescript.js' --exclude='node_modules/typescript/lib/typescript.d.ts' \
   --exclude='node_modules/typescript/lib/_tsserver.js' --exclude='node_modules/typescript/lib/_typingsInstaller.js' \
   --exclude='node_modules/typescript/lib/tsserverlibrary.*' \
+  --exclude='node_modules/lightningcss-linux-*' --exclude='node_modules/zod/src' \
   -cf - node_modules | tar -C "$stage/btm-node" -xf -
+
+# TensorFlow.js's type declarations only: `npm run bench` compiles bench/ (whose tfjs peer is imported
+# only without --no-tfjs, which run.sh passes)
+(cd node_modules && find @tensorflow \( -name '*.d.ts' -o -name package.json \) -print0 | tar --null -T - -cf -) |
+  tar -C "$stage/btm-node/node_modules" -xf -
 
 if [ "$data" = 1 ]; then
   src=/usr/share/datasets/fashion-mnist

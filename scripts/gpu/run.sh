@@ -76,11 +76,17 @@ step "environment" environment.txt environment
 
 prefix=$("$python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)' 2>/dev/null) ||
   { echo "run.sh: $python cannot import torch (set PYTHON=/path/to/python with PyTorch)" >&2; exit 1; }
+if [ -f "$prefix/Torch/TorchConfig.cmake" ]; then
+  export Torch_DIR="$prefix/Torch"
+else
+  # e.g. Debian's python3-torch: its libtorch's CMake files live with libtorch-dev instead
+  echo "run.sh: $prefix/Torch/TorchConfig.cmake does not exist; letting CMakeLists.txt look for libtorch" | tee -a "$summary"
+fi
 build() {
-  Torch_DIR="$prefix/Torch" node node_modules/cmake-js/bin/cmake-js compile --out build --parallel "$(nproc)" &&
+  node node_modules/cmake-js/bin/cmake-js compile --out build --parallel "$(nproc)" &&
     node node_modules/typescript/bin/tsc -p tsconfig.json
 }
-step "build (Torch_DIR=$prefix/Torch)" build.log build || { echo "run.sh: the build failed; see $out/build.log"; cat "$summary"; exit 1; }
+step "build (Torch_DIR=${Torch_DIR:-not set})" build.log build || { echo "run.sh: the build failed; see $out/build.log"; cat "$summary"; exit 1; }
 
 doctor() {
   node dist/cli.js doctor
@@ -109,7 +115,7 @@ bench() {
   rm -rf bench/results
   npm run bench -- "${dev[@]}" "${args[@]}"
   local rc=$?
-  if [ "$rc" != 0 ] && [ "$cuda" = 1 ] && grep -q "Unknown option '--device'" "$out/bench.log" 2>/dev/null; then
+  if [ "$rc" != 0 ] && [ "$cuda" = 1 ] && grep -q -e "Unknown option '--device'" -e ERR_PARSE_ARGS_UNKNOWN_OPTION "$out/bench.log" 2>/dev/null; then
     echo "NOTE: this bench has no --device flag; ran it without (its CUDA rows, if any, are its own choice)"
     echo "bench: NOTE: no --device flag in this bench; ran without it" >>"$summary"
     npm run bench -- "${args[@]}"; rc=$?

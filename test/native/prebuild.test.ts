@@ -10,7 +10,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RECORD_NAME, libtorchVersionOf, readPrebuildRecord, sameLibtorch, type PrebuildRecord } from '../../src/libtorch.js';
+import {
+  RECORD_NAME, buildPrerequisites, fixCommand, libtorchVersionOf, readPrebuildRecord, sameLibtorch, shellQuote, sourceBuildCommand,
+  type PrebuildRecord, type Prerequisite,
+} from '../../src/libtorch.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const dist = (f: string) => join(ROOT, 'dist', f);
@@ -33,6 +36,37 @@ function loadIn(file: string) {
 
 const realBuild = join(ROOT, 'build/Release/btm_node.node');
 
+describe('build commands', () => {
+  it('a dependency rebuilds from its project, a checkout builds in place; paths are quoted', () => {
+    expect(sourceBuildCommand('/srv/app/node_modules/btm-node')).toBe('cd /srv/app && npm rebuild btm-node');
+    expect(sourceBuildCommand('/home/me/btm-node')).toBe('cd /home/me/btm-node && npm run build:native');
+    expect(sourceBuildCommand("/srv/my app/node_modules/btm-node")).toBe("cd '/srv/my app' && npm rebuild btm-node");
+    expect(shellQuote("it's")).toBe("'it'\\''s'");
+  });
+
+  it('the fix installs the Debian packages of what is missing, then runs the given command', () => {
+    const missing: Prerequisite[] = [
+      { name: 'cmake', ok: false, detail: 'x', debPackage: 'cmake' },
+      { name: 'libtorch', ok: false, detail: 'y', debPackage: 'libtorch-dev' },
+    ];
+    expect(fixCommand([], 'npm rebuild btm-node')).toBe('npm rebuild btm-node');
+    const fix = fixCommand(missing, 'cd /srv/app && npm rebuild btm-node');
+    if (existsSync('/etc/debian_version')) {
+      expect(fix).toMatch(/^(sudo )?apt-get update && (sudo )?apt-get install -y --no-install-recommends cmake libtorch-dev && cd \/srv\/app && npm rebuild btm-node$/);
+    } else {
+      expect(fix).toBeUndefined();
+    }
+  });
+
+  it('finds what this machine has for a source build', () => {
+    const found = buildPrerequisites();
+    expect(found.map((p) => p.name)).toEqual(['cmake', 'C++ compiler', 'make or ninja', 'libtorch']);
+    for (const p of found) expect(p.detail.length, p.name).toBeGreaterThan(0);
+    // the tests run after a source build, so everything it needed is here
+    expect(found.filter((p) => !p.ok), JSON.stringify(found)).toEqual([]);
+  });
+});
+
 function record(torchVersion: string): PrebuildRecord {
   return {
     torchVersion, torchOrigin: 'test record', torchLibDir: null, napiVersion: 8, cudaVersion: null,
@@ -42,7 +76,7 @@ function record(torchVersion: string): PrebuildRecord {
 
 describe('libtorch versions', () => {
   it('reads versions from sonames, wheels and unpacked libtorch; compares major.minor', () => {
-    expect(libtorchVersionOf('/usr/lib/x86_64-linux-gnu/libtorch_cpu.so.2.6')).toBe('2.6');
+    expect(libtorchVersionOf('/nowhere/x86_64-linux-gnu/libtorch_cpu.so.2.6')).toBe('2.6');
     expect(libtorchVersionOf('/nowhere/libtorch_cpu.so.1.13.1')).toBe('1.13.1');
     const wheel = join(dir, 'torch');
     rmSync(wheel, { recursive: true, force: true });
