@@ -171,7 +171,7 @@ if (want('crossing')) {
   row(`µs per step inside one ${c.stepsInCall}-step call`, c.native.perStepInCall, `torch ${c.stepsInCall}-step run`, c.torch.perStepInCall,
     'lower is better: libtorch work + per-op dispatch');
   row('crossing µs per call (call - step)', c.native.perCall - c.native.perStepInCall, '', null,
-    'N-API checks, hand-offs JS -> libuv pool -> executor and back, Promise, per-call setup', null);
+    'N-API checks, hand-off JS -> executor -> thread-safe function back, Promise, per-call setup', null);
   row(`event-loop lag p50 ms (${fmt(c.training.seconds)} s epoch)`, c.training.p50, 'idle loop', c.idle.p50, `beyond the ${c.resolutionMs} ms sampling interval`, null);
   row(`event-loop lag p99 ms (${fmt(c.training.seconds)} s epoch)`, c.training.p99, 'idle loop', c.idle.p99, `max ${fmt(c.training.max)} ms`, null);
 }

@@ -15,7 +15,7 @@ import { uniformEpoch } from '../sampling/samplers.js';
 import { learningRates } from '../schedule.js';
 import type { StateDict } from '../state-dict.js';
 import { DivergenceError, RunInterrupted, type StageContext } from './context.js';
-import { LOSS_LIMIT, lossName, nonFiniteWeight, streamId } from './trainer.js';
+import { applyPerformance, LOSS_LIMIT, lossName, nonFiniteWeight, streamId } from './trainer.js';
 
 const CHUNK_STEPS = 16;
 
@@ -50,7 +50,7 @@ export async function btmFineTunesBatched(ctx: StageContext, o: BatchedFineTunes
     try {
       for (const m of group.members) {
         m.setOptimizer({ momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov, trainable: c.trainable });
-        if (device !== 'cpu') m.setPerformance({ amp: ctx.config.model.amp, channelsLast: ctx.config.model.channelsLast });
+        applyPerformance(m, ctx.config);
       }
       const streams = ks.map((k) => new Rng(ctx.config.seed).fork(streamId(`btm-${k}`)));
       const started = performance.now();

@@ -18,6 +18,7 @@ import { RunInterrupted, type ProgressEvent, type StageContext } from './context
 import { loadRunData } from './data.js';
 import { RUN_FORMAT, RUN_FORMAT_VERSION, RunDir, stageOfStep, type ResultRow, type RunStateFile } from './run-state.js';
 import { btm, evaluateStep, fc, posttrain, pretrain, restoreStep } from './stages.js';
+import { applyPerformance } from './trainer.js';
 
 export interface RunOptions {
   /** Stops the run after the current chunk of steps; the run directory stays resumable. */
@@ -106,7 +107,7 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
   const trainSet = Dataset.fromImageSet(data.train, device);
   const testSet = Dataset.fromImageSet(data.test, device);
   const model = new Model({ arch: meta.arch, numClasses: meta.numClasses, inChannels: meta.inChannels, device, seed: config.seed });
-  if (device !== 'cpu') model.setPerformance({ amp: config.model.amp, channelsLast: config.model.channelsLast });
+  applyPerformance(model, config);
   const ctx: StageContext = { config, run, data, trainSet, testSet, model, meta, signal: opts.signal, emit };
   emit({ type: 'log', message: describeRun(config, data.split.length, data.counts) });
 

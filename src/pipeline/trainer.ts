@@ -126,3 +126,9 @@ export async function runEpochs(ctx: StageContext, loop: EpochLoop): Promise<num
   }
   return (performance.now() - started) / 1000;
 }
+
+/** The model's speed settings from the config: channels-last on any device, autocast on CUDA only. */
+export function applyPerformance(model: Model, config: StageContext['config']): void {
+  const cuda = config.model.device !== 'cpu';
+  if (cuda || config.model.channelsLast) model.setPerformance({ amp: cuda ? config.model.amp : 'none', channelsLast: config.model.channelsLast });
+}
