@@ -25,8 +25,9 @@ tgz="$tmp/$(tail -n1 "$tmp/pack.out")"
 [ -f "$tgz" ] || { echo "check-package: npm pack made no tarball (said: $(cat "$tmp/pack.out"))" >&2; exit 1; }
 tar -tzf "$tgz" | sed 's|^package/||' | sort >"$tmp/files"
 echo "tarball $(basename "$tgz"): $(wc -l <"$tmp/files") files, $(du -k "$tgz" | cut -f1) KiB"
+# every native source of the checkout (the source build at install needs them all), whatever the layout
 for f in package.json dist/index.js dist/index.d.ts dist/cli.js dist/native.js dist/libtorch.js dist/doctor.js \
-  CMakeLists.txt native/addon.cc native/core.h scripts/install.cjs; do
+  CMakeLists.txt scripts/install.cjs scripts/pt_to_safetensors.py $(find native -type f \( -name '*.cc' -o -name '*.h' \) | sort); do
   grep -qx "$f" "$tmp/files" || { echo "check-package: the tarball lacks $f" >&2; exit 1; }
 done
 if grep -E '^(src|test|bench|cmake|\.ci)/|^scripts/(gpu|check-package)' "$tmp/files"; then
