@@ -185,12 +185,15 @@ export class Model implements Disposable {
     this.handle.setOptimizer(options);
   }
 
-  /** Speed features: channelsLast on any device; amp and cudnnBenchmark are CUDA-only (ignored with a warning on CPU). */
+  /**
+   * CUDA speed features (amp, channelsLast, cudnnBenchmark); ignored with a warning on a CPU model.
+   * (channelsLast on CPU crashed libtorch 2.6's oneDNN 3.6 in a backward convolution: off there for now.)
+   */
   setPerformance(opts: PerformanceOptions): void {
     this.handle.setPerformance(opts);
-    const cudaOnly = (opts?.amp ?? 'none') !== 'none' || opts?.cudnnBenchmark;
+    const cudaOnly = (opts?.amp ?? 'none') !== 'none' || opts?.cudnnBenchmark || opts?.channelsLast;
     if (cudaOnly && this.handle.info.device === 'cpu') {
-      process.emitWarning('btm-node: amp / cudnnBenchmark are CUDA-only and ignored on a CPU model');
+      process.emitWarning('btm-node: amp / channelsLast / cudnnBenchmark are CUDA-only and ignored on a CPU model');
     }
   }
 

@@ -174,10 +174,13 @@ torch::Tensor ModelCore::folded_logits(const torch::Tensor& x, torch::Tensor* fe
 
 void ModelCore::set_perf(const PerfConfig& cfg) {
   perf = cfg;
+  // Channels-last on CUDA only for now: on the CPU, libtorch 2.6's oneDNN 3.6 crashed (integer divide by
+  // zero in dnnl_convolution_backward_data_primitive_desc_create) training a channels-last model in the
+  // trixie CI leg. NCHW on CPU is what session 1 measured and shipped; see the README.
+  if (!device.is_cuda()) perf.channels_last = false;
   weights_changed();
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(cfg.cudnn_benchmark);
-  // Channels-last weights (and inputs, see to_input) on CPU too: oneDNN's NHWC convolutions.
-  const auto fmt = cfg.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  const auto fmt = perf.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   torch::NoGradGuard no_grad;
   for (auto& p : net->parameters()) {
     if (p.dim() == 4) p.set_data(p.contiguous(fmt));
