@@ -1,7 +1,7 @@
 // Faster inference and training layouts that must compute the same function: channels-last memory
 // format (on CPU too) and BatchNorm folded into the convolutions for evaluation.
 import { describe, expect, it } from 'vitest';
-import { Dataset, Model, type Arch } from '../../src/index.js';
+import { buildInfo, Dataset, Model, type Arch } from '../../src/index.js';
 import { bytesOf, quadrantTask, range } from '../helpers/synthetic.js';
 
 const norm = { mean: [0.3], std: [0.3] };
@@ -69,8 +69,11 @@ describe('BatchNorm folded into the convolutions for evaluation', () => {
   const n = 64;
   const src = quadrantTask({ n, numClasses: 4, size: 16, seed: 5 });
 
+  // resnet50 training at 16x16 crashed libtorch 2.6's oneDNN 3.6 (integer divide by zero in a backward
+  // convolution's primitive creation) in the trixie CI leg: run it on libtorch 1.x only until that is fixed.
+  const torch2 = /^[2-9]\./.test(buildInfo().torchVersion);
   for (const arch of ['resnet20', 'resnet18', 'resnet50'] as const) {
-    it(`${arch}: folded and unfolded logits, features and predictions agree; the state dict is untouched`, async () => {
+    it.skipIf(arch === 'resnet50' && torch2)(`${arch}: folded and unfolded logits, features and predictions agree; the state dict is untouched`, async () => {
       const ds = new Dataset(src);
       const m = await trained(arch, ds, n);
       const before = m.stateDict();
