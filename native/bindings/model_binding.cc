@@ -146,8 +146,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return env.Undefined();
   }
 
-  // setPerformance({amp: 'none'|'bf16'|'fp16', channelsLast, cudnnBenchmark}): channelsLast on every
-  // device; amp and cudnnBenchmark on CUDA only (no-ops on CPU).
+  // setPerformance({amp: 'none'|'bf16'|'fp16', channelsLast, cudnnBenchmark}): CUDA only; no-ops on
+  // CPU (ModelCore::set_perf says why channelsLast is off there).
   Napi::Value SetPerformance(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto& m = idle(env, "setPerformance");

@@ -153,23 +153,23 @@ int64_t ModelCore::native_bytes() const {
 
 void ModelCore::reseed(uint64_t seed) { gen.set_current_seed(seed ^ 0x9E3779B97F4A7C15ULL); }
 
-torch::Tensor ModelCore::logits(const torch::Tensor& x, torch::Tensor* features) {
-  AutocastScope autocast(perf.amp, device);
-  auto f = net->features(x);
+// The classifier head on penultimate features `f`, with a pending LWS scale; hands `f` out on request.
+torch::Tensor ModelCore::head(const torch::Tensor& f, torch::Tensor* features) {
   auto z = net->fc->forward(f);
   if (lws_scale.defined()) z = z * lws_scale;
   if (features) *features = f;
   return z;
 }
 
+torch::Tensor ModelCore::logits(const torch::Tensor& x, torch::Tensor* features) {
+  AutocastScope autocast(perf.amp, device);
+  return head(net->features(x), features);
+}
+
 torch::Tensor ModelCore::folded_logits(const torch::Tensor& x, torch::Tensor* features) {
   if (!folded) folded = std::make_shared<FoldedResNet>(*net);
   AutocastScope autocast(perf.amp, device);
-  auto f = folded->features(x);
-  auto z = net->fc->forward(f);
-  if (lws_scale.defined()) z = z * lws_scale;
-  if (features) *features = f;
-  return z;
+  return head(folded->features(x), features);
 }
 
 void ModelCore::set_perf(const PerfConfig& cfg) {

@@ -39,6 +39,8 @@ struct ModelCore {
   torch::Tensor logits(const torch::Tensor& x, torch::Tensor* features = nullptr);
   // Eval-mode logits through the BatchNorm-folded copy of the network (built on first use).
   torch::Tensor folded_logits(const torch::Tensor& x, torch::Tensor* features = nullptr);
+  // fc (and LWS) on penultimate features: what logits() and folded_logits() share.
+  torch::Tensor head(const torch::Tensor& f, torch::Tensor* features);
   // Drops the folded copy: call after anything that changes the weights or their layout.
   void weights_changed() { folded.reset(); }
   // Bytes the model holds natively: parameters, gradients, buffers, momentum.

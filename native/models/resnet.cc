@@ -76,16 +76,21 @@ BlockImpl::BlockImpl(const ArchSpec& spec, int64_t in_planes, int64_t planes, in
   }
 }
 
+// The CIFAR "option A" shortcut: x[:, :, ::stride, ::stride], zero-padded by `pad` channels each side.
+static torch::Tensor option_a_identity(const torch::Tensor& x, int64_t stride, int64_t pad) {
+  using torch::indexing::None;
+  using torch::indexing::Slice;
+  const auto sub = x.index({Slice(), Slice(), Slice(None, None, stride), Slice(None, None, stride)});
+  return torch::constant_pad_nd(sub, {0, 0, 0, 0, pad, pad}, 0);
+}
+
 torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
   auto out = torch::relu(bn1->forward(conv1->forward(x)));
   out = bn2->forward(conv2->forward(out));
   if (bottleneck) out = bn3->forward(conv3->forward(torch::relu(out)));
   torch::Tensor identity = x;
   if (option_a_shortcut) {
-    using torch::indexing::Slice;
-    identity = x.index({Slice(), Slice(), Slice(torch::indexing::None, torch::indexing::None, stride),
-                        Slice(torch::indexing::None, torch::indexing::None, stride)});
-    identity = torch::constant_pad_nd(identity, {0, 0, 0, 0, pad_channels, pad_channels}, 0);
+    identity = option_a_identity(x, stride, pad_channels);
   } else if (!downsample.is_empty()) {
     identity = downsample->forward(x);
   }
@@ -167,10 +172,7 @@ torch::Tensor FoldedBlock::forward(const torch::Tensor& x) const {
   if (bottleneck) out = conv3.forward(torch::relu(out));
   torch::Tensor identity = x;
   if (option_a_shortcut) {
-    using torch::indexing::Slice;
-    identity = x.index({Slice(), Slice(), Slice(torch::indexing::None, torch::indexing::None, stride),
-                        Slice(torch::indexing::None, torch::indexing::None, stride)});
-    identity = torch::constant_pad_nd(identity, {0, 0, 0, 0, pad_channels, pad_channels}, 0);
+    identity = option_a_identity(x, stride, pad_channels);
   } else if (has_downsample) {
     identity = downsample.forward(x);
   }
