@@ -38,16 +38,20 @@ export interface BtmBatchedResult {
  * `rounds` alternated pairs; the ratio is min(batched) / min(sequential). The merge (TypeScript,
  * streaming, the same either way) is not included.
  */
-export async function btmBatchedCase(c: BtmBatchedCase, opts: { epochs: number; rounds: number; log?: (s: string) => void }): Promise<BtmBatchedResult> {
+export async function btmBatchedCase(
+  c: BtmBatchedCase,
+  opts: { epochs: number; rounds: number; log?: (s: string) => void; device?: 'cpu' | 'cuda' },
+): Promise<BtmBatchedResult> {
   const N = 10, perClass = 10, classes = 10;
-  const train = new Dataset(randomImages(2000, c.channels, c.size, classes, 1));
-  const test = new Dataset(randomImages(1000, c.channels, c.size, classes, 2));
+  const device = opts.device ?? 'cpu';
+  const train = new Dataset(randomImages(2000, c.channels, c.size, classes, 1), device);
+  const test = new Dataset(randomImages(1000, c.channels, c.size, classes, 2), device);
   const base = new Model({ arch: c.arch, numClasses: classes, inChannels: c.channels, seed: 1 });
   const state = base.stateDict();
   base.dispose();
   const subsets = Array.from({ length: N }, (_, k) => shuffled(2000, 10 + k).subarray(0, perClass * classes));
   const opt = { lr: 0.01, batchSize: 32, cropPadding: 2, hflip: true, mixupAlpha: 0.2 };
-  const mo = { arch: c.arch, numClasses: classes, inChannels: c.channels, seed: 1 };
+  const mo = { arch: c.arch, numClasses: classes, inChannels: c.channels, seed: 1, device };
   const sequential = async () => {
     const t0 = performance.now();
     for (let k = 0; k < N; k++) {

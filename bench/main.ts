@@ -1,5 +1,9 @@
 /**
- * `npm run bench [-- --quick] [--only section[,section]] [--threads N] [--no-tfjs] [--runs DIR]`
+ * `npm run bench [-- --quick] [--only section[,section]] [--threads N] [--no-tfjs] [--runs DIR] [--device cpu|cuda]`
+ *
+ * `--device cuda` (a CUDA box; scripts/gpu/run.sh runs it): the 'cuda' section (train img/s against
+ * PyTorch eager on the same card, bench/cuda.ts) and 'btm-batched' with every model on the GPU; the CPU
+ * sections run only when named with --only.
  *
  * Native vs TensorFlow.js vs PyTorch side by side: train/eval throughput, achieved FLOP/s against a
  * measured matmul peak, a profile of one step, the cost of crossing into native, state-dict merging,
@@ -12,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { cudaAvailable, getNumThreads, setNumThreads } from '../src/index.js';
 import { formatTable } from '../src/report/table.js';
 import { BTM_BATCHED_CASES, btmBatchedCase } from './btm-batched.js';
+import { cudaThroughput } from './cuda.js';
 import { btmOverhead } from './btm-overhead.js';
 import { fmt, loadAddon, median, PYTHON, ROOT, torchPeer } from './common.js';
 import { crossing } from './crossing.js';
@@ -21,11 +26,11 @@ import { ARCH, caseLabel, CLASSES, throughput } from './native-vs-peers.js';
 import { profileStep } from './profile.js';
 import { serveBench } from './serve.js';
 
-const SECTIONS = ['throughput', 'flops', 'profile', 'crossing', 'merge', 'btm', 'btm-batched', 'serve'] as const;
+const SECTIONS = ['throughput', 'flops', 'profile', 'crossing', 'merge', 'btm', 'btm-batched', 'serve', 'cuda'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** Targets of the issue; FLOP_TARGET is the fraction of the matmul peak we state for the batch-128 step. */
-const TARGETS = { trainVsTorchB128: 1.0, trainVsTorchB8: 1.3, vsTfjs: 300, flopFraction: 0.4, mergeVsRead: 0.5, rssGrowth: 1.1 };
+const TARGETS = { cudaTrainVsTorch: 1.0, btmBatchedCpu: 0.6, btmBatchedCuda: 0.2, trainVsTorchB128: 1.0, trainVsTorchB8: 1.3, vsTfjs: 300, flopFraction: 0.4, mergeVsRead: 0.5, rssGrowth: 1.1 };
 
 interface Row {
   figure: string;
@@ -43,18 +48,23 @@ const { values: args } = parseArgs({
     threads: { type: 'string' },
     'no-tfjs': { type: 'boolean', default: false },
     runs: { type: 'string', multiple: true },
+    device: { type: 'string', default: 'cpu' },
   },
 });
+const device = args.device as 'cpu' | 'cuda';
+if (device !== 'cpu' && device !== 'cuda') throw new Error(`--device: 'cpu' or 'cuda', got '${args.device}'`);
 const only = (args.only ?? []).flatMap((s) => s.split(','));
 const unknown = only.filter((s) => !(SECTIONS as readonly string[]).includes(s));
 if (unknown.length) throw new Error(`--only: unknown section(s) ${unknown.join(', ')} (known: ${SECTIONS.join(', ')})`);
-const want = (s: Section) => only.length === 0 || only.includes(s);
+const CUDA_DEFAULT: Section[] = ['cuda', 'btm-batched'];
+const want = (s: Section) => (only.length === 0 ? (device === 'cuda' ? CUDA_DEFAULT.includes(s) : s !== 'cuda') : only.includes(s));
 const quick = args.quick;
 
 const t0 = performance.now();
 const log = (s: string) => process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${s}\n`);
 
 const build = await loadAddon();
+if (device === 'cuda' && !cudaAvailable()) throw new Error('--device cuda: the addon sees no CUDA device (btm doctor says why)');
 const threads = args.threads ? Number(args.threads) : availableParallelism();
 setNumThreads(threads);
 /** Fraction of the machine's CPU time that was busy over the next `ms` (before our work starts: other processes). */
@@ -69,7 +79,7 @@ const busyBefore = await cpuBusy();
 const machine = {
   cpu: cpus()[0]?.model, cores: availableParallelism(), memoryGB: totalmem() / 2 ** 30, platform: `${platform()} ${release()}`,
   node: process.version, libtorch: build.torchVersion, libtorchOrigin: build.torchOrigin, threads: getNumThreads(),
-  device: cudaAvailable() ? 'cpu + cuda' : 'cpu', python: PYTHON, cpuBusyBefore: busyBefore, loadAverage1m: loadavg()[0],
+  device: cudaAvailable() ? 'cpu + cuda' : 'cpu', benchDevice: device, python: PYTHON, cpuBusyBefore: busyBefore, loadAverage1m: loadavg()[0],
 };
 const busyWarning = busyBefore > 0.25 ? `WARNING: ${(busyBefore * 100).toFixed(0)}% of the CPU was busy with other processes before the run: figures will be low and noisy` : '';
 if (busyWarning) log(busyWarning);
@@ -203,16 +213,30 @@ if (want('btm')) {
 }
 
 if (want('btm-batched')) {
-  // BTM fine-tunes + their evaluations, all members in one native call vs one after another (target <= 0.6x on CPU)
+  // BTM fine-tunes + their evaluations, all members in one native call vs one after another (target <= 0.6x on CPU, <= 0.2x on CUDA)
   const results = [];
+  const bound = device === 'cuda' ? TARGETS.btmBatchedCuda : TARGETS.btmBatchedCpu;
   for (const c of BTM_BATCHED_CASES) {
-    const r = await btmBatchedCase(c, { epochs: quick ? 3 : 30, rounds: quick ? 1 : 2, log });
+    const r = await btmBatchedCase(c, { epochs: quick ? 3 : 30, rounds: quick ? 1 : 2, log, device });
     results.push(r);
-    const ok = r.ratio <= 0.6;
-    row(`btm stage batched / sequential (wall), ${r.label}`, Math.min(...r.batchedS), 'sequential s', Math.min(...r.sequentialS),
-      `target <= 0.6x: ${ok ? 'met' : 'MISSED'}; runs ${r.batchedS.map((x) => fmt(x)).join('/')} vs ${r.sequentialS.map((x) => fmt(x)).join('/')} s`);
+    const ok = r.ratio <= bound;
+    row(`btm stage batched / sequential (wall), ${r.label}${device === 'cuda' ? ', cuda' : ''}`, Math.min(...r.batchedS), 'sequential s', Math.min(...r.sequentialS),
+      `target <= ${bound}x: ${ok ? 'met' : 'MISSED'}; runs ${r.batchedS.map((x) => fmt(x)).join('/')} vs ${r.sequentialS.map((x) => fmt(x)).join('/')} s`);
   }
   out.btmBatched = results;
+}
+
+// ---- CUDA train throughput vs PyTorch eager on the same card ----------------------------------------
+if (want('cuda')) {
+  if (!cudaAvailable()) throw new Error("--only cuda: the addon sees no CUDA device");
+  const cu = await cudaThroughput({ quick, threads, log });
+  out.cuda = cu;
+  if ('unavailable' in cu.torch) notes.push(`PyTorch peer skipped on CUDA: ${cu.torch.unavailable}`);
+  for (const r of cu.results) {
+    const spread = r.paired ? `pairs ${fmt(Math.min(...r.paired))}-${fmt(Math.max(...r.paired))}x` : '';
+    const target = r.case.target ? `${verdict(r.ratio, TARGETS.cudaTrainVsTorch, `>= ${TARGETS.cudaTrainVsTorch}x`)}; ` : '';
+    row(`cuda train img/s ${r.case.label}`, r.native.median, 'torch eager cuda', r.torch?.median ?? null, `${target}${spread}`, r.ratio);
+  }
 }
 
 // ---- serving ----------------------------------------------------------------------------------------

@@ -8,9 +8,13 @@ normalisation, forward, cross-entropy, backward, torch.optim.SGD momentum 0.9 wd
 Batch mode reads one JSON request on stdin, writes one JSON object on stdout (see serve() for --serve):
   {"threads": T, "train": [case...], "eval": [case...], "matmul": {"n": N, "reps": R} | null,
    "profile": case | null}
-  case = {"arch", "channels", "size", "batch", "steps", "warmup", "reps", "classes", "channels_last"?}
-  (channels_last: model and batches in torch.channels_last, oneDNN's preferred layout; not what native does)
+  case = {"arch", "channels", "size", "batch", "steps", "warmup", "reps", "classes", "channels_last"?,
+          "device"?: "cpu" | "cuda", "amp"?: "none" | "bf16" | "fp16", "cudnn_benchmark"?}
+  (channels_last: model and batches in torch.channels_last; device "cuda": data, model and batches on the
+  GPU as native keeps them, autocast for "amp" (fp16 with torch.cuda.amp.GradScaler), each run ends with
+  torch.cuda.synchronize(); the ImageNet-style archs (resnet18/34/50/...) are torchvision's own models)
 """
+import contextlib
 import json
 import statistics
 import sys
@@ -63,16 +67,45 @@ class CifarResNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
+def device_of(case):
+    return torch.device(case.get("device", "cpu"))
+
+
+def make_model(case):
+    if case["arch"] in DEPTHS:
+        return CifarResNet(DEPTHS[case["arch"]], case["classes"], case["channels"])
+    import torchvision  # ImageNet-style archs: torchvision's models, 3 input channels
+
+    if case["channels"] != 3:
+        raise ValueError(f"{case['arch']}: torchvision's model takes 3 channels, not {case['channels']}")
+    return torchvision.models.__dict__[case["arch"]](num_classes=case["classes"])
+
+
 def setup(case):
     torch.manual_seed(0)
+    dev = device_of(case)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = bool(case.get("cudnn_benchmark", False))
     n = case["batch"] * case["steps"]
     c, s = case["channels"], case["size"]
-    images = torch.randint(0, 256, (n, c, s, s), dtype=torch.uint8)
-    labels = torch.randint(0, case["classes"], (n,))
-    model = CifarResNet(DEPTHS[case["arch"]], case["classes"], c).to(memory_format=layout(case))
-    mean = torch.full((1, c, 1, 1), 0.5)
-    std = torch.full((1, c, 1, 1), 0.25)
+    images = torch.randint(0, 256, (n, c, s, s), dtype=torch.uint8).to(dev)
+    labels = torch.randint(0, case["classes"], (n,)).to(dev)
+    model = make_model(case).to(dev, memory_format=layout(case))
+    mean = torch.full((1, c, 1, 1), 0.5, device=dev)
+    std = torch.full((1, c, 1, 1), 0.25, device=dev)
     return model, images, labels, mean, std
+
+
+def autocast(case):
+    amp = case.get("amp", "none")
+    if amp == "none" or device_of(case).type != "cuda":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def synchronize(case):
+    if device_of(case).type == "cuda":
+        torch.cuda.synchronize()
 
 
 def layout(case):
@@ -80,7 +113,7 @@ def layout(case):
 
 
 def batches(case):
-    order = torch.randperm(case["batch"] * case["steps"])
+    order = torch.randperm(case["batch"] * case["steps"], device=device_of(case))
     return [order[i : i + case["batch"]] for i in range(0, len(order), case["batch"])]
 
 
@@ -106,17 +139,25 @@ def train_runner(case):
     model, images, labels, mean, std = setup(case)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     model.train()
+    scaler = torch.cuda.amp.GradScaler() if case.get("amp") == "fp16" and device_of(case).type == "cuda" else None
 
     def step(idx):
         x = to_input(images, idx, mean, std, layout(case))
-        loss = F.cross_entropy(model(x), labels.index_select(0, idx))
+        with autocast(case):
+            loss = F.cross_entropy(model(x), labels.index_select(0, idx))
         opt.zero_grad(set_to_none=True)  # what native does: grads dropped, not zeroed
-        loss.backward()
-        opt.step()
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
 
     def run():
         for idx in batches(case):
             step(idx)
+        synchronize(case)
 
     return run, (model, images, labels, mean, std, opt)
 
@@ -126,9 +167,10 @@ def eval_runner(case):
     model.eval()
 
     def run():
-        with torch.no_grad():
+        with torch.no_grad(), autocast(case):
             for idx in batches(case):
                 model(to_input(images, idx, mean, std, layout(case))).argmax(1)
+        synchronize(case)
 
     return run, None
 

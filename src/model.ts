@@ -46,10 +46,12 @@ export interface OptimizerOptions {
 export interface PerformanceOptions {
   /** CUDA autocast: bf16, or fp16 with dynamic loss scaling (CUDA only). */
   amp?: 'none' | 'bf16' | 'fp16';
-  /** Weights and inputs in channels-last (NHWC) memory format, on CPU (oneDNN) and CUDA. */
+  /** Weights and inputs in channels-last (NHWC) memory format (CUDA only: ignored on CPU, see README). */
   channelsLast?: boolean;
   /** cuDNN autotuning (CUDA only). */
   cudnnBenchmark?: boolean;
+  /** fp16: the dynamic loss scale to start from (default 65536, as torch.cuda.amp.GradScaler). */
+  lossScale?: number;
 }
 
 export interface Normalization {

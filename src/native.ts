@@ -22,6 +22,10 @@ export interface NativeTrainResult {
   accs: Float32Array;
   steps: number;
   samples: number;
+  /** Steps the fp16 loss scaler skipped because the gradients were not finite (0 without fp16). */
+  skippedSteps?: number;
+  /** The fp16 loss scale after the call; null when loss scaling is off. */
+  lossScale?: number | null;
 }
 
 export interface NativeEvalResult {

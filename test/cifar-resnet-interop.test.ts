@@ -16,8 +16,8 @@ import { noiseTask } from '../src/data/synthetic.js';
 import { Dataset } from '../src/dataset.js';
 import { Model } from '../src/model.js';
 import { readSafetensorsSync, writeSafetensorsSync } from '../src/safetensors.js';
+import { PYTHON } from './helpers/python.js';
 
-const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('./interop/cifar_resnet.py', import.meta.url));
 const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 

@@ -207,7 +207,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                              ": model is busy (a trainEpoch/evaluate call on it is still running; await it first)");
   }
 
-  // trainEpoch(dataset, indices: Int32Array, options) -> Promise<{losses, accs, steps, samples}>
+  // trainEpoch(dataset, indices: Int32Array, options)
+  //   -> Promise<{losses, accs, steps, samples, skippedSteps, lossScale: number | null}>
   Napi::Value TrainEpoch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto* mp = live(env, "trainEpoch");
@@ -226,6 +227,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
           out.Set("accs", copy_to_js<float, Napi::Float32Array>(env, r.accs));
           out.Set("steps", double(r.steps));
           out.Set("samples", double(r.samples));
+          out.Set("skippedSteps", double(r.skipped_steps));
+          out.Set("lossScale", r.loss_scale > 0 ? Napi::Value(Napi::Number::New(env, r.loss_scale)) : env.Null());
           return out;
         });
   }

@@ -24,8 +24,9 @@ struct OptimizerConfig {
 
 struct PerfConfig {
   Amp amp = Amp::None;         // CUDA only
-  bool channels_last = false;  // CPU and CUDA
+  bool channels_last = false;  // CUDA only (see ModelCore::set_perf)
   bool cudnn_benchmark = false;  // CUDA only
+  double loss_scale = defaults::kLossScale;  // fp16: the loss scaler's initial scale
 };
 
 struct Normalize {
@@ -62,6 +63,8 @@ struct EvalConfig {
 struct TrainResult {
   std::vector<float> losses, accs;
   int64_t steps = 0, samples = 0;
+  int64_t skipped_steps = 0;  // steps the fp16 loss scaler skipped (gradients not finite)
+  double loss_scale = 0;      // the fp16 loss scale after the call; 0 when loss scaling is off
 };
 
 struct EvalResult {

@@ -178,6 +178,7 @@ void ModelCore::set_perf(const PerfConfig& cfg) {
   // zero in dnnl_convolution_backward_data_primitive_desc_create) training a channels-last model in the
   // trixie CI leg. NCHW on CPU is what session 1 measured and shipped; see the README.
   if (!device.is_cuda()) perf.channels_last = false;
+  scaler.reset(cfg.loss_scale);
   weights_changed();
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(cfg.cudnn_benchmark);
   const auto fmt = perf.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
@@ -194,6 +195,7 @@ TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& i
   scaler.set_enabled(perf.amp == Amp::FP16 && device.is_cuda());
   net->train(cfg.bn_train);
   StepLog log(batches.steps());
+  int64_t skipped = 0;
   weights_changed();
   for (int64_t s = 0; s < batches.steps(); ++s) {
     stop_if_exiting();
@@ -202,9 +204,13 @@ TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& i
     const auto logits = this->logits(b.x).to(torch::kFloat);
     const auto loss = training_loss(cfg.loss, logits, b.y, b.y_mix, b.lam, offsets, smoothing);
     if (scaler.backward(loss, slots)) sgd_step(slots, opt_cfg, cfg.lrs[s]);
+    else ++skipped;
     log.record(loss, logits, b);
   }
-  return log.result(batches.samples());
+  auto r = log.result(batches.samples());
+  r.skipped_steps = skipped;
+  r.loss_scale = scaler.enabled() ? scaler.scale() : 0;
+  return r;
 }
 
 EvalResult ModelCore::evaluate(const DataCore& data, const std::vector<int64_t>* indices, const EvalConfig& cfg) {

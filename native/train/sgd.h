@@ -33,7 +33,13 @@ class LossScaler {
   // Runs backward of `loss`; returns whether the optimizer may step (false: overflow, step skipped).
   bool backward(const torch::Tensor& loss, std::vector<ParamSlot>& slots);
   void set_enabled(bool on) { enabled_ = on; }
+  bool enabled() const { return enabled_; }
   double scale() const { return scale_; }
+  // Starts over from `scale` (a fresh GradScaler).
+  void reset(double scale) {
+    scale_ = scale;
+    good_steps_ = 0;
+  }
 
  private:
   bool enabled_ = false;

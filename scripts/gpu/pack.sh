@@ -8,18 +8,23 @@
 #   data/      Fashion-MNIST (the IDX files of Debian's dataset-fashion-mnist, uncompressed) for the main job,
 #              unless --no-data;
 # all in one xz-compressed tar, checked to be under 64 MiB.
-#   bash scripts/gpu/pack.sh [--no-data] [OUT.tar.xz]      (default: btm-gpu-pack.tar.xz)
+#   bash scripts/gpu/pack.sh [--no-data] [--no-sharp] [OUT.tar.xz]      (default: btm-gpu-pack.tar.xz)
+# --no-sharp leaves out sharp's binaries and libvips (@img/sharp-*, ~6 MB packed; its JS and types stay
+# for tsc), which only list-file datasets use: room for a pack that must travel beside a checkout under
+# one 64 MiB limit (list-file tests then fail there, saying sharp cannot load).
 # Run after `npm ci` (node_modules must be the lockfile's). Then on the GPU box:
 #   bash run.sh btm-gpu-pack.tar.xz      (run.sh is also inside the pack, in btm-node/scripts/gpu/)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
 data=1
+sharp=1
 out=btm-gpu-pack.tar.xz
 for a in "$@"; do
   case "$a" in
     --no-data) data=0 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --no-sharp) sharp=0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     -*) echo "pack.sh: unknown option $a" >&2; exit 2 ;;
     *) out=$a ;;
   esac
@@ -51,6 +56,7 @@ tar --exclude='node_modules/@tensorflow' --exclude='node_modules/core-js' --excl
   --exclude='node_modules/typescript/lib/_tsserver.js' --exclude='node_modules/typescript/lib/_typingsInstaller.js' \
   --exclude='node_modules/typescript/lib/tsserverlibrary.*' \
   --exclude='node_modules/lightningcss-linux-*' --exclude='node_modules/zod/src' \
+  $([ "$sharp" = 0 ] && echo "--exclude=node_modules/@img/sharp-*") \
   -cf - node_modules | tar -C "$stage/btm-node" -xf -
 
 # TensorFlow.js's type declarations only: `npm run bench` compiles bench/ (whose tfjs peer is imported
@@ -67,7 +73,7 @@ if [ "$data" = 1 ]; then
 fi
 cat >"$stage/PACK-INFO" <<EOF
 packed $(date -u +%Y-%m-%dT%H:%M:%SZ) from $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo '+changes')
-node $("$node_bin" --version), npm $(node "$npm_dir/bin/npm-cli.js" --version), data: $([ "$data" = 1 ] && echo fashion-mnist || echo none)
+node $("$node_bin" --version), npm $(node "$npm_dir/bin/npm-cli.js" --version), data: $([ "$data" = 1 ] && echo fashion-mnist || echo none), sharp: $([ "$sharp" = 1 ] && echo yes || echo no)
 EOF
 
 echo "staged: node $(du -sm "$stage/node" | cut -f1) MB, btm-node $(du -sm "$stage/btm-node" | cut -f1) MB (node_modules $(du -sm "$stage/btm-node/node_modules" | cut -f1) MB), data $(du -sm "$stage/data" 2>/dev/null | cut -f1 || echo 0) MB"

@@ -1,29 +1,45 @@
 #!/usr/bin/env bash
 # On a CUDA box that has PyTorch (with CUDA), CMake and a C++ compiler but no Node and no network:
-#   bash run.sh btm-gpu-pack.tar.xz [--no-cuda] [--quick] [--tests 'FILE...']
+#   bash run.sh btm-gpu-pack.tar.xz [--no-cuda] [--quick] [--tests 'FILE...'] [--src DIR]
+#                                   [--main-timeout S] [--suite-timeout S]
 # Unpacks the pack made by scripts/gpu/pack.sh, builds the addon against the box's PyTorch
-# (python3 -c 'import torch.utils; print(torch.utils.cmake_prefix_path)'), then, each step logged:
-#   doctor     node dist/cli.js doctor (CUDA must be visible unless --no-cuda)
-#   tests      the whole suite with the CUDA tests enabled (BTM_TEST_CUDA=1)
-#   bench      npm run bench -- --device cuda --no-tfjs (bench/results/*.json copied out)
-#   main job   node dist/cli.js run --model.device cuda (Fashion-MNIST-LT, preset btm), timed
+# (python3 -c 'import torch.utils; print(torch.utils.cmake_prefix_path)'), then, each step logged,
+# the most telling first:
+#   doctor      node dist/cli.js doctor (CUDA must be visible unless --no-cuda)
+#   cuda tests  test/native/cuda.test.ts with BTM_TEST_CUDA=1 (a missing GPU fails, never skips)
+#   bench       npm run bench -- --device cuda --no-tfjs (bench/results/*.json copied out)
+#   main job    node dist/cli.js run --model.device cuda (Fashion-MNIST-LT, preset btm), timed
+#   tests       the whole suite with the CUDA tests enabled (BTM_TEST_CUDA=1)
 # Everything lands in one folder: $OUT if set, else ./btm-gpu-out-<time>; summary.txt lists each step,
 # its status and wall time. The steps go on after a failure; the exit status is 1 if any failed.
 #   --no-cuda   check the flow on a machine without a GPU (CPU everywhere; not a GPU result)
 #   --quick     bench --quick and a main job of one epoch per stage (a smoke test, not the figures)
-#   --tests     run only these test files (default: all)
+#   --tests     run only these test files in the last step (default: all)
+#   --src DIR   build and test the sources in DIR (a checkout) instead of those packed: the pack
+#               then only brings Node, node_modules and the data
+#   --skip LIST  leave out these steps (comma-separated: cuda-tests, bench, main, tests)
+#   --main-timeout S, --suite-timeout S   stop the main job / the whole suite after S seconds
+#               (recorded as a failure with its time), so a short lease still gets every step
 # PYTHON=/path/to/python picks the Python whose torch to build against (default python3).
 set -uo pipefail
 pack=""
 cuda=1
 quick=0
 tests=""
+src=""
+main_timeout=0
+suite_timeout=0
+skip=","
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-cuda) cuda=0; shift ;;
     --quick) quick=1; shift ;;
     --tests) tests=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --src) src=$2; shift 2 ;;
+    --main-timeout) main_timeout=$2; shift 2 ;;
+    --suite-timeout) suite_timeout=$2; shift 2 ;;
+    --skip) skip=",$2,"; shift 2 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     *) pack=$1; shift ;;
   esac
@@ -37,6 +53,9 @@ trap 'rm -rf "$work"' EXIT
 summary="$out/summary.txt"
 : >"$summary"
 failed=0
+
+# wanted STEP: not named by --skip
+wanted() { case "$skip" in *",$1,"*) echo "(skipped: $1)" | tee -a "$summary"; return 1 ;; esac; return 0; }
 
 # step NAME LOG COMMAND...: runs COMMAND with its output in $out/LOG (and on the terminal), records status + time
 step() {
@@ -53,11 +72,19 @@ step() {
 echo "::: unpack $pack"
 tar -C "$work" -xJf "$pack" || { echo "run.sh: cannot unpack $pack" >&2; exit 1; }
 cat "$work/PACK-INFO" | tee "$out/pack-info.txt"
+if [ -n "$src" ]; then
+  [ -f "$src/package.json" ] && [ -d "$src/native" ] || { echo "run.sh: --src $src is not a btm-node checkout" >&2; exit 2; }
+  echo "sources: $src (over the packed ones)" | tee -a "$out/pack-info.txt"
+  tar -C "$src" --exclude=./node_modules --exclude=./build --exclude=./dist --exclude=./.git --exclude=./.gpu -cf - . |
+    tar -C "$work/btm-node" -xf -
+fi
 export PATH="$work/node/bin:$PATH"
 export npm_config_update_notifier=false npm_config_audit=false npm_config_fund=false
 unset npm_config_nodedir
 node --version >/dev/null 2>&1 || { echo "run.sh: the packed node does not run here: $(node --version 2>&1 | head -n1) (it needs x86-64 Linux with glibc >= 2.28)" >&2; exit 1; }
 python=${PYTHON:-python3}
+# the Python whose torch the bench's PyTorch peer and the interop tests run
+BTM_PYTHON=$(command -v "$python") && export BTM_PYTHON
 cd "$work/btm-node"
 
 environment() {
@@ -96,16 +123,10 @@ doctor() {
 }
 step "doctor" doctor.txt doctor || { [ "$cuda" = 1 ] && { echo "run.sh: CUDA is not usable (see doctor.txt); --no-cuda checks the rest on CPU"; cat "$summary"; exit 1; }; }
 
-run_tests() {
-  local cudaenv=""
-  [ "$cuda" = 1 ] && cudaenv="BTM_TEST_CUDA=1"
-  # shellcheck disable=SC2086
-  env $cudaenv npx vitest run --reporter=default --reporter=json --outputFile.json="$out/tests.json" $tests
-  local rc=$?
-  node .ci/test-summary.mjs "$out/tests.json" --leg "$([ "$cuda" = 1 ] && echo cuda || echo cpu)" || rc=1
-  return $rc
+cuda_tests() {
+  BTM_TEST_CUDA=1 npx vitest run --reporter=default --reporter=json --outputFile.json="$out/cuda-tests.json" test/native/cuda.test.ts
 }
-step "tests$([ "$cuda" = 1 ] && echo ' (BTM_TEST_CUDA=1)')" tests.log run_tests
+[ "$cuda" = 1 ] && wanted cuda-tests && step "cuda tests (test/native/cuda.test.ts, BTM_TEST_CUDA=1)" cuda-tests.log cuda_tests
 
 bench() {
   local args=(--no-tfjs)
@@ -123,7 +144,7 @@ bench() {
   cp bench/results/*.json "$out/" 2>/dev/null || true
   return $rc
 }
-step "bench" bench.log bench
+wanted bench && step "bench" bench.log bench
 
 main_job() {
   local dev=cpu
@@ -131,13 +152,28 @@ main_job() {
   local extra=()
   [ "$quick" = 1 ] && extra=(--pretrain.epochs 1 --btm.epochs 1 --posttrain.epochs 1)
   [ -d "$work/data/fashion-mnist" ] && extra+=(--data.dir "$work/data/fashion-mnist")
-  local t0=$(date +%s)
-  node dist/cli.js run --model.device "$dev" --runDir "$out/runs" --name "btm-$dev" "${extra[@]}"
+  local t0=$(date +%s) limit=()
+  [ "$main_timeout" -gt 0 ] && limit=(timeout "$main_timeout")
+  "${limit[@]}" node dist/cli.js run --model.device "$dev" --runDir "$out/runs" --name "btm-$dev" "${extra[@]}"
   local rc=$?
+  [ "$rc" = 124 ] && echo "main job: stopped by --main-timeout $main_timeout"
   echo "main job wall time: $(( $(date +%s) - t0 )) s on $dev"
   return $rc
 }
-step "main job (btm, --model.device $([ "$cuda" = 1 ] && echo cuda || echo cpu))" main.log main_job
+wanted main && step "main job (btm, --model.device $([ "$cuda" = 1 ] && echo cuda || echo cpu))" main.log main_job
+
+run_tests() {
+  local cudaenv="" limit=()
+  [ "$cuda" = 1 ] && cudaenv="BTM_TEST_CUDA=1"
+  [ "$suite_timeout" -gt 0 ] && limit=(timeout "$suite_timeout")
+  # shellcheck disable=SC2086
+  "${limit[@]}" env $cudaenv npx vitest run --reporter=default --reporter=json --outputFile.json="$out/tests.json" $tests
+  local rc=$?
+  [ "$rc" = 124 ] && echo "tests: stopped by --suite-timeout $suite_timeout"
+  node .ci/test-summary.mjs "$out/tests.json" --leg "$([ "$cuda" = 1 ] && echo cuda || echo cpu)" || rc=1
+  return $rc
+}
+wanted tests && step "tests$([ "$cuda" = 1 ] && echo ' (BTM_TEST_CUDA=1)')" tests.log run_tests
 
 echo "================ summary ($out) ================"
 cat "$summary"

@@ -17,8 +17,8 @@ import { readSafetensors, writeSafetensors } from '../../src/safetensors.js';
 import { stateDictToMap, type StateDict, type StateEntry } from '../../src/state-dict.js';
 import { Rng } from '../../src/sampling/rng.js';
 import type { DatasetSource } from '../../src/dataset.js';
+import { PYTHON } from '../helpers/python.js';
 
-const PYTHON = '/usr/bin/python3';
 const INTEROP = fileURLToPath(new URL('../interop/', import.meta.url));
 const FORWARD = path.join(INTEROP, 'torchvision_forward.py');
 const PY_TIMEOUT_MS = 180_000;

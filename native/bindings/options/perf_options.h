@@ -1,4 +1,4 @@
-// Model.setPerformance({amp?: 'none'|'bf16'|'fp16', channelsLast?, cudnnBenchmark?})
+// Model.setPerformance({amp?: 'none'|'bf16'|'fp16', channelsLast?, cudnnBenchmark?, lossScale?})
 #pragma once
 
 #include <napi.h>

@@ -1,0 +1,232 @@
+// CUDA end to end: what the CPU suite cannot check. Runs where the addon sees a GPU; skipped elsewhere.
+// BTM_TEST_CUDA=1 (scripts/gpu/run.sh sets it) makes a missing GPU a failure instead of a skip, so a CUDA
+// box cannot pass by skipping.
+//
+// Tolerances: a CUDA run is not bit-equal to a CPU run. cuDNN convolutions run in TF32 on Ampere and
+// later by default (libtorch's default, as PyTorch's torch.backends.cudnn.allow_tf32 = True: a 10-bit
+// mantissa, ~5e-4 relative per product), its backward kernels may add in a nondeterministic order, and
+// bf16 / fp16 autocast keep 8 / 11 bits. Each bound below is stated where it is used and sits at least
+// 10x under what a real fault (wrong weights, a dropped step, a shared generator) produces; the tests
+// also check that the compared runs really differ from the start.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { cudaAvailable, Dataset, loadModel, Model, readCheckpoint, saveCheckpoint, type StateDict } from '../../src/index.js';
+import { MemberGroup } from '../../src/member-group.js';
+import { quadrantTask, range } from '../helpers/synthetic.js';
+
+const want = process.env.BTM_TEST_CUDA === '1';
+const have = cudaAvailable();
+
+describe('CUDA requested (BTM_TEST_CUDA=1)', () => {
+  it.runIf(want)('the addon sees a CUDA device', () => {
+    expect(have, 'BTM_TEST_CUDA=1 but cudaAvailable() is false: libtorch without CUDA, or no GPU visible').toBe(true);
+  });
+});
+
+const norm = { mean: [0.3], std: [0.3] };
+const mo = { arch: 'resnet20' as const, numClasses: 4, inChannels: 1, seed: 7 };
+const src = quadrantTask({ n: 64, numClasses: 4, size: 16, seed: 2 });
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** Largest |a - b| / (1e-3 + |b|) over the float entries of two state dicts with the same names. */
+function maxRelDiff(a: StateDict, b: StateDict): { worst: number; name: string } {
+  const bm = new Map(b.map((e) => [e.name, e]));
+  let worst = 0, name = '';
+  for (const e of a) {
+    if (e.dtype !== 'float32') continue;
+    const x = e.data as Float32Array, y = bm.get(e.name)!.data as Float32Array;
+    for (let i = 0; i < x.length; i++) {
+      const d = Math.abs(x[i] - y[i]) / (1e-3 + Math.abs(y[i]));
+      if (!(d <= worst)) (worst = d), (name = e.name);
+    }
+  }
+  return { worst, name };
+}
+
+function agreement(a: Int32Array, b: Int32Array): number {
+  let same = 0;
+  for (let i = 0; i < a.length; i++) same += a[i] === b[i] ? 1 : 0;
+  return same / a.length;
+}
+
+describe.runIf(have)('CUDA', () => {
+  const start = new Model(mo).stateDict();
+  const dirs: string[] = [];
+  afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  function model(device: 'cpu' | 'cuda'): Model {
+    const m = new Model({ ...mo, device });
+    m.loadStateDict(start);
+    m.setOptimizer({ momentum: 0.9, weightDecay: 5e-4 });
+    return m;
+  }
+  const train = { lr: 0.05, batchSize: 16, normalize: norm };
+  const epochIdx = Int32Array.from({ length: 128 }, (_, i) => (i * 37) % 64); // 8 steps
+
+  it('fp32 training on CUDA follows the same training on the CPU', async () => {
+    const cpuDs = new Dataset(src), gpuDs = new Dataset(src, 'cuda');
+    const a = model('cpu'), b = model('cuda');
+    expect(b.info.device).toMatch(/^cuda/);
+    const ra = await a.trainEpoch(cpuDs, epochIdx, train);
+    const rb = await b.trainEpoch(gpuDs, epochIdx, train);
+    // TF32 convolutions: losses within 1e-2 relative, weights within 2e-2 (relative, 1e-3 floor)
+    for (let i = 0; i < ra.losses.length; i++) expect(Math.abs(ra.losses[i] - rb.losses[i]) / ra.losses[i]).toBeLessThan(1e-2);
+    const { worst, name } = maxRelDiff(b.stateDict(), a.stateDict());
+    expect(worst, name).toBeLessThan(2e-2);
+    expect(maxRelDiff(a.stateDict(), start).worst).toBeGreaterThan(0.2); // it trained
+    [a, b].forEach((m) => m.dispose());
+    cpuDs.dispose();
+    gpuDs.dispose();
+  });
+
+  it('bf16 and fp16 autocast: training and predictions close to fp32, and autocast really runs', async () => {
+    const ds = new Dataset(src, 'cuda');
+    const ref = model('cuda');
+    const r32 = await ref.trainEpoch(ds, epochIdx, train);
+    const e32 = await ref.evaluate(ds, { logits: true, normalize: norm });
+    for (const amp of ['bf16', 'fp16'] as const) {
+      const m = model('cuda');
+      m.setPerformance({ amp });
+      const r = await m.trainEpoch(ds, epochIdx, train);
+      // first step from identical weights: the loss differs only by rounding (bf16: 8-bit mantissa)
+      expect(Math.abs(r.losses[0] - r32.losses[0]) / r32.losses[0], amp).toBeLessThan(3e-2);
+      const mean = (x: Float32Array) => x.reduce((s, v) => s + v, 0) / x.length;
+      expect(Math.abs(mean(r.losses) - mean(r32.losses)) / mean(r32.losses), amp).toBeLessThan(0.15);
+      expect(r.skippedSteps ?? 0, amp).toBe(0);
+      if (amp === 'fp16') expect(r.lossScale, 'fp16 reports its loss scale').toBe(65536);
+      else expect(r.lossScale ?? null, 'no loss scaling with bf16').toBeNull();
+      // the same fp32 weights evaluated under autocast: close, but not bit-equal (autocast ran)
+      m.loadStateDict(ref.stateDict());
+      const e = await m.evaluate(ds, { logits: true, normalize: norm });
+      const d = maxAbsDiff(e.logits!, e32.logits!);
+      expect(d, amp).toBeGreaterThan(0);
+      expect(d, amp).toBeLessThan(0.25);
+      expect(agreement(e.preds, e32.preds), amp).toBeGreaterThanOrEqual(0.9);
+      m.dispose();
+    }
+    ref.dispose();
+    ds.dispose();
+  });
+
+  it('fp16 loss scaling recovers from an overflow: overflowing steps are skipped and the scale halves until steps go through', async () => {
+    const ds = new Dataset(src, 'cuda');
+    const m = model('cuda');
+    const big = 2 ** 24; // 2^24 x a logit gradient of ~1/16 is ~1e6, past fp16's 65504
+    m.setPerformance({ amp: 'fp16', lossScale: big });
+    const idx = Int32Array.from({ length: 24 * 16 }, (_, i) => (i * 37) % 64); // 24 steps
+    const r = await m.trainEpoch(ds, idx, train);
+    expect(r.skippedSteps!).toBeGreaterThanOrEqual(1);
+    expect(r.skippedSteps!).toBeLessThan(r.steps); // it recovered: later steps went through
+    expect(r.lossScale).toBe(big / 2 ** r.skippedSteps!); // halved once per skipped step, no growth yet
+    for (const l of r.losses) expect(Number.isFinite(l)).toBe(true);
+    const w = m.stateDict();
+    for (const e of w) if (e.dtype === 'float32') expect((e.data as Float32Array).every(Number.isFinite), e.name).toBe(true);
+    expect(maxRelDiff(w, start).worst).toBeGreaterThan(0.05); // and it trained
+    // the recovered scale holds: the next epoch goes through
+    const r2 = await m.trainEpoch(ds, epochIdx, train);
+    expect(r2.skippedSteps!).toBeLessThanOrEqual(1);
+    expect(r2.losses[r2.losses.length - 1]).toBeLessThan(r.losses[0]);
+    m.dispose();
+    ds.dispose();
+  });
+
+  it('channels_last and cudnn benchmark take effect and compute the same function as NCHW', async () => {
+    const ds = new Dataset(src, 'cuda');
+    const a = model('cuda'), b = model('cuda');
+    b.setPerformance({ channelsLast: true, cudnnBenchmark: true });
+    const ea = await a.evaluate(ds, { logits: true, normalize: norm });
+    const eb = await b.evaluate(ds, { logits: true, normalize: norm });
+    expect(maxAbsDiff(ea.logits!, eb.logits!)).toBeLessThan(1e-2); // TF32 on both, other kernels
+    const ra = await a.trainEpoch(ds, epochIdx, train);
+    const rb = await b.trainEpoch(ds, epochIdx, train);
+    for (let i = 0; i < ra.losses.length; i++) expect(Math.abs(ra.losses[i] - rb.losses[i]) / ra.losses[i]).toBeLessThan(1e-2);
+    const sa = a.stateDict(), sb = b.stateDict();
+    expect(sb.map((e) => [e.name, e.shape])).toEqual(sa.map((e) => [e.name, e.shape]));
+    expect(maxRelDiff(sb, sa).worst).toBeLessThan(2e-2);
+    [a, b].forEach((m) => m.dispose());
+    ds.dispose();
+  });
+
+  it('a checkpoint trained on CUDA loads on the CPU and predicts the same', async () => {
+    const gpuDs = new Dataset(src, 'cuda'), cpuDs = new Dataset(src);
+    const g = model('cuda');
+    await g.trainEpoch(gpuDs, epochIdx, train);
+    const dir = mkdtempSync(join(tmpdir(), 'btm-cuda-'));
+    dirs.push(dir);
+    const file = join(dir, 'cuda.safetensors');
+    await saveCheckpoint(file, g, { arch: mo.arch, numClasses: 4, inChannels: 1, imageSize: 16, normalize: norm });
+    const { state } = await readCheckpoint(file);
+    const c = new Model({ ...mo, device: 'cpu' });
+    c.loadStateDict(state);
+    const eg = await g.evaluate(gpuDs, { logits: true, normalize: norm });
+    const ec = await c.evaluate(cpuDs, { logits: true, normalize: norm });
+    expect(maxAbsDiff(ec.logits!, eg.logits!)).toBeLessThan(1e-2); // TF32 on the GPU side only
+    expect(agreement(ec.preds, eg.preds)).toBeGreaterThanOrEqual(0.98);
+    // and through the library's loader, on the CPU by default
+    const clf = await loadModel(file);
+    const p = await clf.predict(src.images.subarray(0, 16 * 16 * 16)); // 16 images of 1x16x16
+    expect(agreement(p.preds, ec.preds.subarray(0, 16))).toBe(1);
+    clf.dispose();
+    [g, c].forEach((m) => m.dispose());
+    gpuDs.dispose();
+    cpuDs.dispose();
+  });
+
+  it('BTM members trained side by side on CUDA equal the same members trained one after another', async () => {
+    const ds = new Dataset(src, 'cuda');
+    const N = 3;
+    const idx = Array.from({ length: N }, (_, k) => Int32Array.from({ length: 24 }, (_, i) => (k * 11 + i * 5) % 64));
+    const opt = { batchSize: 8, cropPadding: 2, hflip: true, mixupAlpha: 0.4, lr: 0.05, normalize: norm };
+    const seq: StateDict[] = [];
+    for (let k = 0; k < N; k++) {
+      const m = model('cuda');
+      for (let e = 0; e < 2; e++) {
+        m.manualSeed(1000 * k + e);
+        await m.trainEpoch(ds, idx[k], opt);
+      }
+      seq.push(m.stateDict());
+      m.dispose();
+    }
+    const g = MemberGroup.fromState({ ...mo, device: 'cuda' }, start, N);
+    for (const m of g.members) m.setOptimizer({ momentum: 0.9, weightDecay: 5e-4 });
+    for (let e = 0; e < 2; e++) {
+      g.members.forEach((m, k) => m.manualSeed(1000 * k + e));
+      await g.train(ds, idx, opt);
+    }
+    for (let k = 0; k < N; k++) {
+      const { worst, name } = maxRelDiff(g.members[k].stateDict(), seq[k]);
+      expect(worst, `member ${k}: ${name}`).toBeLessThan(2e-2); // nondeterministic cuDNN backward, TF32
+      expect(maxRelDiff(seq[k], start).worst).toBeGreaterThan(0.2);
+      if (k > 0) expect(maxRelDiff(seq[k], seq[0]).worst).toBeGreaterThan(0.2);
+    }
+    g.dispose();
+    ds.dispose();
+  });
+
+  it('a CUDA model and a CPU model work at the same time (one executor per device)', async () => {
+    const gpuDs = new Dataset(src, 'cuda'), cpuDs = new Dataset(src);
+    const g = model('cuda'), c = model('cpu');
+    const [rg, ec] = await Promise.all([g.trainEpoch(gpuDs, epochIdx, train), c.evaluate(cpuDs, { normalize: norm })]);
+    expect(rg.steps).toBe(8);
+    expect(ec.preds).toHaveLength(64);
+    [g, c].forEach((m) => m.dispose());
+    gpuDs.dispose();
+    cpuDs.dispose();
+  });
+
+  it('a CUDA dataset is refused by a CPU model with an error naming both devices', async () => {
+    const gpuDs = new Dataset(src, 'cuda');
+    const c = model('cpu');
+    await expect(async () => c.trainEpoch(gpuDs, range(16), train)).rejects.toThrow(/cuda|device/i);
+    c.dispose();
+    gpuDs.dispose();
+  });
+});
