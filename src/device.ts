@@ -19,6 +19,16 @@ export function setNumThreads(n: number): void {
   native().setNumThreads(n);
 }
 
+/**
+ * Reproducible CUDA numerics for the whole process (PyTorch's torch.backends.cudnn.deterministic = true
+ * with allow_tf32 = false): cuDNN's deterministic algorithms, exact fp32 convolutions, no autotuning.
+ * Two runs of the same work then give the same bits, at some cost in speed; `false` restores libtorch's
+ * defaults (TF32 convolutions allowed). Set it before training; it does not change CPU work.
+ */
+export function setCudaDeterministic(on: boolean): void {
+  native().setCudaDeterministic(on);
+}
+
 export function getNumThreads(): number {
   return native().getNumThreads();
 }

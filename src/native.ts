@@ -122,6 +122,7 @@ export interface NativeAddon {
   cudaAvailable(): boolean;
   deviceCount(): number;
   setNumThreads(n: number): void;
+  setCudaDeterministic(on: boolean): void;
   getNumThreads(): number;
   archNames(): string[];
   buildInfo(): NativeBuildInfo;

@@ -10,6 +10,7 @@
 #include "bindings/options/loss_options.h"
 #include "compat.h"
 #include "defaults.h"
+#include "runtime/devices.h"
 #include "runtime/threads.h"
 #include "models/resnet.h"
 #include "train/loss.h"
@@ -27,6 +28,18 @@ Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
 
 Napi::Value DeviceCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), double(torch::cuda::device_count()));
+}
+
+// setCudaDeterministic(on: boolean): sync; TypeError when `on` is not a boolean.
+Napi::Value SetCudaDeterministic(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsBoolean()) args::type_error(env, "setCudaDeterministic: on must be a boolean, got " + args::describe(info[0]));
+  const bool on = info[0].As<Napi::Boolean>();
+  guarded(env, "setCudaDeterministic", [&] {
+    set_cuda_deterministic(on);
+    return 0;
+  });
+  return env.Undefined();
 }
 
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
@@ -141,6 +154,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable, "cudaAvailable"));
   exports.Set("deviceCount", Napi::Function::New(env, DeviceCount, "deviceCount"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("setCudaDeterministic", Napi::Function::New(env, SetCudaDeterministic, "setCudaDeterministic"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("archNames", Napi::Function::New(env, ArchNames, "archNames"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));

@@ -4,6 +4,13 @@
 
 namespace btm {
 
+void set_cuda_deterministic(bool on) {
+  auto& ctx = at::globalContext();
+  ctx.setDeterministicCuDNN(on);
+  ctx.setAllowTF32CuDNN(!on);
+  if (on) ctx.setBenchmarkCuDNN(false);
+}
+
 bool parse_device(const std::string& s, torch::Device* out, std::string* err) {
   static const std::regex re("^(cpu|cuda)(?::([0-9]{1,3}))?$");
   std::smatch m;

@@ -2,7 +2,7 @@
 // RangeError (wrong value) naming the argument; disposed and busy handles give clear errors; long
 // work leaves the event loop free; a failure inside libtorch becomes a rejected Promise.
 import { describe, expect, it, vi } from 'vitest';
-import { Dataset, Model, cudaAvailable, type DatasetSource, type StateDict, type TrainOptions } from '../../src/index.js';
+import { Dataset, Model, cudaAvailable, setCudaDeterministic, type DatasetSource, type StateDict, type TrainOptions } from '../../src/index.js';
 
 /** n images of c x h x w with a deterministic pixel pattern and labels i % numClasses. */
 function source(n: number, c: number, h: number, w: number, numClasses = 3): DatasetSource {
@@ -370,6 +370,19 @@ describe('setOptimizer argument checks', () => {
     expect(() => model.setPerformance({ amp: bad('fp8') })).toThrow(RangeError);
     expect(() => model.setPerformance({ amp: bad('fp8') })).toThrow(/Model\.setPerformance: options\.amp must be one of 'none', 'bf16', 'fp16', got 'fp8'/);
     warn.mockRestore();
+  });
+  it('setPerformance lossScale', () => {
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    expect(() => model.setPerformance({ amp: 'fp16', lossScale: 0 })).toThrow(/options\.lossScale must be in \[1, 1e\+30\], got 0/);
+    expect(() => model.setPerformance({ lossScale: bad('big') })).toThrow(TypeError);
+    model.setPerformance({ amp: 'none', lossScale: 1024 }); // accepted (fp16 uses it; a CPU model ignores amp)
+    warn.mockRestore();
+  });
+  it('setCudaDeterministic takes a boolean only', () => {
+    expect(() => setCudaDeterministic(bad(1))).toThrow(TypeError);
+    expect(() => setCudaDeterministic(bad(1))).toThrow(/setCudaDeterministic: on must be a boolean, got 1/);
+    setCudaDeterministic(true); // a flag for CUDA work; harmless without CUDA
+    setCudaDeterministic(false);
   });
 });
 
