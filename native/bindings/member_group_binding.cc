@@ -21,6 +21,7 @@
 #include "bindings/binding.h"
 #include "bindings/options/common.h"
 #include "bindings/options/loss_options.h"
+#include "bindings/options/train_options.h"
 #include "core/model_core.h"
 #include "runtime/threads.h"
 #include "train/batch.h"
@@ -102,48 +103,24 @@ Napi::Value TrainMembers(const Napi::CallbackInfo& info) {
   std::vector<std::vector<int64_t>> idx(n);
   for (uint32_t k = 0; k < n; ++k)
     idx[k] = args::indices(info[2].As<Napi::Array>().Get(k), where + ": indices[" + std::to_string(k) + "]", data->n);
+  // the options of Model.trainEpoch (one parser), except lr: one number for every member and step, or an
+  // array with one entry per member (a number, or one number per step of that member)
   const std::string what = where + ": options";
   const auto o = args::object(info[3], what);
-  args::only(o, what, {"lr", "batchSize", "dropLast", "cropPadding", "hflip", "normalize", "mixupAlpha", "loss",
-                       "logitOffsets", "labelSmoothing", "gmlPower", "bnMode"});
-  const auto& m0 = *cores[0];
-  TrainConfig cfg;
-  cfg.batch_size = args::integer(o, what, "batchSize", 128, 1, 1 << 20);
-  cfg.drop_last = args::boolean(o, what, "dropLast", false);
-  cfg.crop_padding = args::integer(o, what, "cropPadding", 0, 0, std::min(data->h, data->w));
-  cfg.hflip = args::boolean(o, what, "hflip", false);
-  cfg.normalize = options::normalize(o, what, m0.in_channels);
-  cfg.mixup_alpha = args::number(o, what, "mixupAlpha", 0, 0, 1e3);
-  cfg.loss = options::loss_options(o, what, m0.num_classes);
-  if (cfg.loss.kind == LossKind::GML && cfg.mixup_alpha > 0)
-    args::range_error(env, what + ": loss 'gml' does not take mixup (mixupAlpha must be 0)");
-  cfg.bn_train = args::choice(o, what, "bnMode", std::string("train"), {"train", "eval"}) == "train";
-  // lr: one number for every member and step, or an array with one entry per member (a number, or one
-  // number per step of that member).
+  args::only(o, what, options::train_option_keys());
+  const TrainConfig cfg = options::train_shared_options(o, what, *data, cores[0]->num_classes, cores[0]->in_channels);
   const auto lrv = o.Get("lr");
   if (lrv.IsArray() && lrv.As<Napi::Array>().Length() != n)
     args::range_error(env, what + ".lr must be a number or an array of " + std::to_string(n) + " entries (one per model), got " +
                                std::to_string(lrv.As<Napi::Array>().Length()));
   std::vector<TrainConfig> cfgs(n, cfg);
   for (uint32_t k = 0; k < n; ++k) {
-    const int64_t len = static_cast<int64_t>(idx[k].size()), bs = cfg.batch_size;
-    const int64_t steps = cfg.drop_last ? len / bs : (len + bs - 1) / bs;
-    if (cfg.bn_train) {
-      if (bs == 1) args::range_error(env, what + ".batchSize must be > 1 with bnMode 'train' (BatchNorm needs 2+ samples)");
-      if (!cfg.drop_last && len % bs == 1)
-        args::range_error(env, what + ": indices[" + std::to_string(k) + "]: the last batch would hold 1 sample (" +
-                                   std::to_string(len) + " indices, batchSize " + std::to_string(bs) +
-                                   "); BatchNorm in train mode needs 2+: set dropLast or change batchSize");
-    }
+    const int64_t len = static_cast<int64_t>(idx[k].size());
+    if (cfg.bn_train) options::check_batches(env, what + ": indices[" + std::to_string(k) + "]", len, cfg.batch_size, cfg.drop_last);
     auto lo = Napi::Object::New(env);
     lo.Set("lr", lrv.IsArray() ? lrv.As<Napi::Array>().Get(k) : lrv);
-    const std::string lw = lrv.IsArray() ? what + ".lr[" + std::to_string(k) + "]" : what;
-    const auto lk = lo.Get("lr");
-    if (lk.IsNumber() || lk.IsUndefined() || lk.IsNull()) {
-      cfgs[k].lrs.assign(steps, static_cast<float>(args::number(lo, lw, "lr", std::nullopt, 0, 1e3)));
-    } else {
-      cfgs[k].lrs = args::floats(lo, lw, "lr", steps, 0, 1e3);
-    }
+    cfgs[k].lrs = options::lr_options(lo, lrv.IsArray() ? what + ".lr[" + std::to_string(k) + "]" : what,
+                                      options::train_steps(cfg, len));
   }
   return run_members<std::vector<TrainResult>>(
       env, where, cores,
@@ -185,7 +162,7 @@ Napi::Value EvaluateMembers(const Napi::CallbackInfo& info) {
   const std::string what = where + ": options";
   const auto o = args::object(info[3], what);
   args::only(o, what, {"batchSize", "normalize", "logits"});
-  const int64_t batch_size = args::integer(o, what, "batchSize", 256, 1, 1 << 20);
+  const int64_t batch_size = args::integer(o, what, "batchSize", defaults::kEvalBatch, 1, defaults::kMaxBatch);
   const auto norm = options::normalize(o, what, cores[0]->in_channels);
   const bool want_logits = args::boolean(o, what, "logits", false);
   return run_members<MembersEval>(

@@ -15,22 +15,19 @@ void check_batches(const Napi::Env& env, const std::string& what, int64_t n, int
                                std::to_string(bs) + "); BatchNorm in train mode needs 2+: set dropLast or change batchSize");
 }
 
-TrainConfig train_options(const Napi::Value& v, const std::string& what, const DataCore& data, int64_t n,
-                          int64_t num_classes, int64_t in_channels) {
-  Napi::Env env = v.Env();
-  const auto o = args::object(v, what);
-  args::only(o, what, {"lr", "batchSize", "dropLast", "cropPadding", "hflip", "normalize", "mixupAlpha", "loss",
-                       "logitOffsets", "labelSmoothing", "gmlPower", "bnMode"});
+const std::vector<std::string>& train_option_keys() {
+  static const std::vector<std::string> keys = {"lr", "batchSize", "dropLast", "cropPadding", "hflip", "normalize",
+                                                "mixupAlpha", "loss", "logitOffsets", "labelSmoothing", "gmlPower",
+                                                "bnMode"};
+  return keys;
+}
+
+TrainConfig train_shared_options(const Napi::Object& o, const std::string& what, const DataCore& data,
+                                 int64_t num_classes, int64_t in_channels) {
+  Napi::Env env = o.Env();
   TrainConfig cfg;
   cfg.batch_size = args::integer(o, what, "batchSize", defaults::kTrainBatch, 1, defaults::kMaxBatch);
   cfg.drop_last = args::boolean(o, what, "dropLast", false);
-  const int64_t steps = cfg.drop_last ? n / cfg.batch_size : (n + cfg.batch_size - 1) / cfg.batch_size;
-  // lr: one number for every step, or one per step
-  if (o.Get("lr").IsNumber() || o.Get("lr").IsUndefined() || o.Get("lr").IsNull()) {
-    cfg.lrs.assign(steps, static_cast<float>(args::number(o, what, "lr", std::nullopt, 0, defaults::kMaxLr)));
-  } else {
-    cfg.lrs = args::floats(o, what, "lr", steps, 0, defaults::kMaxLr);
-  }
   cfg.crop_padding = args::integer(o, what, "cropPadding", 0, 0, std::min(data.h, data.w));
   cfg.hflip = args::boolean(o, what, "hflip", false);
   cfg.normalize = normalize(o, what, in_channels);
@@ -39,7 +36,29 @@ TrainConfig train_options(const Napi::Value& v, const std::string& what, const D
   if (cfg.loss.kind == LossKind::GML && cfg.mixup_alpha > 0)
     args::range_error(env, what + ": loss 'gml' does not take mixup (mixupAlpha must be 0)");
   cfg.bn_train = args::choice(o, what, "bnMode", std::string("train"), {"train", "eval"}) == "train";
-  if (cfg.bn_train) check_batches(env, what, n, cfg.batch_size, cfg.drop_last);
+  if (cfg.bn_train && cfg.batch_size == 1)
+    args::range_error(env, what + ".batchSize must be > 1 with bnMode 'train' (BatchNorm needs 2+ samples)");
+  return cfg;
+}
+
+int64_t train_steps(const TrainConfig& cfg, int64_t n) {
+  return cfg.drop_last ? n / cfg.batch_size : (n + cfg.batch_size - 1) / cfg.batch_size;
+}
+
+std::vector<float> lr_options(const Napi::Object& o, const std::string& what, int64_t steps) {
+  const auto v = o.Get("lr");
+  if (v.IsNumber() || v.IsUndefined() || v.IsNull())
+    return std::vector<float>(steps, static_cast<float>(args::number(o, what, "lr", std::nullopt, 0, defaults::kMaxLr)));
+  return args::floats(o, what, "lr", steps, 0, defaults::kMaxLr);
+}
+
+TrainConfig train_options(const Napi::Value& v, const std::string& what, const DataCore& data, int64_t n,
+                          int64_t num_classes, int64_t in_channels) {
+  const auto o = args::object(v, what);
+  args::only(o, what, train_option_keys());
+  TrainConfig cfg = train_shared_options(o, what, data, num_classes, in_channels);
+  cfg.lrs = lr_options(o, what, train_steps(cfg, n));
+  if (cfg.bn_train) check_batches(v.Env(), what, n, cfg.batch_size, cfg.drop_last);
   return cfg;
 }
 
