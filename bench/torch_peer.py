@@ -1,7 +1,8 @@
 """PyTorch eager peer for `npm run bench` (run by bench/native-vs-peers.ts with Debian's python3-torch).
 
-The same CIFAR ResNet as native/resnet.cc (3x3 stem of 16 channels, 3 stages of 16/32/64 BasicBlocks,
-option-A shortcuts: strided subsample + zero channel padding, global average pool, fc), the same
+The same CIFAR ResNet as native/models/resnet.cc (3x3 stem of 16 channels, 3 stages of 16/32/64 BasicBlocks,
+option-A shortcuts: strided subsample + zero channel padding, global average pool, fc; the module of
+test/interop/cifar_resnet.py), the same
 per-step work as Model.trainEpoch (gather a uint8 batch by index, to float /255, per-channel
 normalisation, forward, cross-entropy, backward, torch.optim.SGD momentum 0.9 wd 5e-4).
 
@@ -16,55 +17,20 @@ Batch mode reads one JSON request on stdin, writes one JSON object on stdout (se
 """
 import contextlib
 import json
+import os
 import statistics
 import sys
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-DEPTHS = {"resnet8": 1, "resnet20": 3, "resnet32": 5, "resnet56": 9, "resnet110": 18}
+# The CIFAR ResNet in PyTorch has one home, the README's code in test/interop/cifar_resnet.py (its interop
+# test checks it against btm-node's logits); the peer runs that very module.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "interop"))
+from cifar_resnet import CifarResNet  # noqa: E402
 
-
-class Block(nn.Module):
-    def __init__(self, cin, planes, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.stride = stride
-        self.pad = (planes - cin) // 2 if stride != 1 or cin != planes else None
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        identity = x
-        if self.pad is not None:  # option A
-            identity = F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, self.pad, self.pad))
-        return F.relu(out + identity)
-
-
-class CifarResNet(nn.Module):
-    def __init__(self, depth, classes, channels):
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        layers, cin = [], 16
-        for s, planes in enumerate((16, 32, 64)):
-            blocks = []
-            for b in range(depth):
-                blocks.append(Block(cin, planes, 2 if s > 0 and b == 0 else 1))
-                cin = planes
-            layers.append(nn.Sequential(*blocks))
-        self.layer1, self.layer2, self.layer3 = layers
-        self.fc = nn.Linear(64, classes)
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.layer3(self.layer2(self.layer1(out)))
-        return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
+DEPTHS = {"resnet8", "resnet20", "resnet32", "resnet56", "resnet110"}
 
 
 def device_of(case):
@@ -73,7 +39,7 @@ def device_of(case):
 
 def make_model(case):
     if case["arch"] in DEPTHS:
-        return CifarResNet(DEPTHS[case["arch"]], case["classes"], case["channels"])
+        return CifarResNet(int(case["arch"][len("resnet"):]), case["classes"], case["channels"])
     import torchvision  # ImageNet-style archs: torchvision's models, 3 input channels
 
     if case["channels"] != 3:
