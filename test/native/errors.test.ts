@@ -2,16 +2,10 @@
 // RangeError (wrong value) naming the argument; disposed and busy handles give clear errors; long
 // work leaves the event loop free; a failure inside libtorch becomes a rejected Promise.
 import { describe, expect, it, vi } from 'vitest';
-import { Dataset, Model, cudaAvailable, setCudaDeterministic, type DatasetSource, type StateDict, type TrainOptions } from '../../src/index.js';
+import { Dataset, Model, cudaAvailable, setCudaDeterministic, type StateDict, type TrainOptions } from '../../src/index.js';
+import { patternSource, range } from '../helpers/synthetic.js';
 
-/** n images of c x h x w with a deterministic pixel pattern and labels i % numClasses. */
-function source(n: number, c: number, h: number, w: number, numClasses = 3): DatasetSource {
-  const images = new Uint8Array(n * c * h * w);
-  for (let i = 0; i < images.length; i++) images[i] = (i * 37) % 251;
-  const labels = Int32Array.from({ length: n }, (_, i) => i % numClasses);
-  return { images, labels, n, channels: c, height: h, width: w };
-}
-const range = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
+const source = patternSource;
 const small = () => new Model({ arch: 'resnet8', numClasses: 3 });
 const smallData = (n = 8, size = 8) => new Dataset(source(n, 3, size, size));
 /** For deliberately ill-typed arguments. */

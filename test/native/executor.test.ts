@@ -8,16 +8,11 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Dataset, Model, type DatasetSource } from '../../src/index.js';
+import { Dataset, Model } from '../../src/index.js';
 import { PACKAGE_ROOT } from '../../src/native.js';
+import { patternSource, range } from '../helpers/synthetic.js';
 
-function source(n: number, c: number, h: number, w: number, numClasses = 3): DatasetSource {
-  const images = new Uint8Array(n * c * h * w);
-  for (let i = 0; i < images.length; i++) images[i] = (i * 37) % 251;
-  const labels = Int32Array.from({ length: n }, (_, i) => i % numClasses);
-  return { images, labels, n, channels: c, height: h, width: w };
-}
-const range = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
+const source = patternSource;
 const dir = mkdtempSync(join(tmpdir(), 'btm-executor-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
