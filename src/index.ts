@@ -2,7 +2,7 @@
 export { Model, ARCHS } from './model.js';
 export type {
   Arch, ModelOptions, OptimizerOptions, PerformanceOptions, TrainOptions, EvalOptions, TrainResult,
-  EvalResult, ModelInfo, Trainable, Normalization,
+  EvalResult, ModelInfo, Trainable, Normalization, MoreTrainOptions, LowRankOptions,
 } from './model.js';
 export { Dataset } from './dataset.js';
 export type { DatasetSource } from './dataset.js';

@@ -5,6 +5,7 @@
 #include "bindings/args.h"
 #include "bindings/options/common.h"
 #include "bindings/options/loss_options.h"
+#include "bindings/options/more_options.h"
 
 namespace btm::options {
 
@@ -20,7 +21,7 @@ TrainConfig train_options(const Napi::Value& v, const std::string& what, const D
   Napi::Env env = v.Env();
   const auto o = args::object(v, what);
   args::only(o, what, {"lr", "batchSize", "dropLast", "cropPadding", "hflip", "normalize", "mixupAlpha", "loss",
-                       "logitOffsets", "labelSmoothing", "gmlPower", "bnMode"});
+                       "logitOffsets", "labelSmoothing", "gmlPower", "bnMode", "more"});
   TrainConfig cfg;
   cfg.batch_size = args::integer(o, what, "batchSize", defaults::kTrainBatch, 1, defaults::kMaxBatch);
   cfg.drop_last = args::boolean(o, what, "dropLast", false);
@@ -38,6 +39,7 @@ TrainConfig train_options(const Napi::Value& v, const std::string& what, const D
   cfg.loss = loss_options(o, what, num_classes);
   if (cfg.loss.kind == LossKind::GML && cfg.mixup_alpha > 0)
     args::range_error(env, what + ": loss 'gml' does not take mixup (mixupAlpha must be 0)");
+  cfg.more = more_options(o, what, steps, num_classes);
   cfg.bn_train = args::choice(o, what, "bnMode", std::string("train"), {"train", "eval"}) == "train";
   if (cfg.bn_train) check_batches(env, what, n, cfg.batch_size, cfg.drop_last);
   return cfg;
