@@ -26,6 +26,7 @@ export { loadIdxDataset, loadFashionMnist } from './data/idx.js';
 export { loadCifar } from './data/cifar.js';
 export { loadListDataset } from './data/list-file.js';
 export { parseMultiLabelList, multiHot, multiLabelCounts } from './data/multilabel-list.js';
+export { makeMosaicSet, mosaicClassProbs, type MosaicSet, type MosaicOptions } from './data/mosaic.js';
 export { gridTask } from './data/synthetic.js';
 export { longTailCounts, makeLongTailSplit, formatSplitList, parseSplitList, classCounts } from './sampling/longtail.js';
 export { Rng } from './sampling/rng.js';
