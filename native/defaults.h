@@ -29,6 +29,10 @@ constexpr double kGmlPower = 1.0, kMinGmlPower = 0.1, kMaxGmlPower = 10.0;
 constexpr double kMaxLogitOffset = 1e4;  // |offset| bound (log priors times tau)
 constexpr double kMaxLabelSmoothing = 1.0;
 
+// MORE (bindings/options/more_options): bounds of the schedule's coefficient and the class weights
+constexpr double kMaxMoreCoefficient = 1e4;
+constexpr double kMaxMoreClassWeight = 1e6;
+
 // Evaluation
 constexpr int64_t kEvalBatch = 256;
 

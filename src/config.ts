@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ARCHS } from './model.js';
+import { MoreSchema } from './more.js';
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 const nonneg = z.number().min(0);
@@ -111,11 +112,14 @@ export const PretrainSchema = z.strictObject({
   ...ScheduleFields,
   ...AugmentFields,
   loss: LossSchema.default({ type: 'ce' }),
+  /** MORE: low-rank rebalancing of the trained layers (src/more.ts). */
+  more: MoreSchema.optional(),
 });
 
 export const FcSchema = z.strictObject({
   ...ScheduleFields,
   loss: LossSchema.default({ type: 'ce' }),
+  more: MoreSchema.optional(),
 });
 
 export const MERGE_STRATEGIES = ['uniform', 'adaptive-hmean', 'adaptive-gmean', 'greedy-hmean', 'greedy-gmean'] as const;
@@ -146,6 +150,7 @@ export const PosttrainSchema = z.strictObject({
   shiftBn: z.boolean().default(false),
   mixupAlpha: nonneg.max(100).default(0),
   loss: LossSchema.default({ type: 'ce' }),
+  more: MoreSchema.optional(),
 });
 
 export const EvalSchema = z.strictObject({

@@ -2,7 +2,7 @@
 export { Model, ARCHS } from './model.js';
 export type {
   Arch, ModelOptions, OptimizerOptions, PerformanceOptions, TrainOptions, EvalOptions, TrainResult,
-  EvalResult, ModelInfo, Trainable, Normalization,
+  EvalResult, ModelInfo, Trainable, Normalization, MoreTrainOptions, LowRankOptions,
 } from './model.js';
 export { Dataset } from './dataset.js';
 export type { DatasetSource } from './dataset.js';
@@ -25,6 +25,8 @@ export type { ImageSet } from './data/image-set.js';
 export { loadIdxDataset, loadFashionMnist } from './data/idx.js';
 export { loadCifar } from './data/cifar.js';
 export { loadListDataset } from './data/list-file.js';
+export { parseMultiLabelList, multiHot, multiLabelCounts } from './data/multilabel-list.js';
+export { makeMosaicSet, mosaicClassProbs, type MosaicSet, type MosaicOptions } from './data/mosaic.js';
 export { gridTask } from './data/synthetic.js';
 export { longTailCounts, makeLongTailSplit, formatSplitList, parseSplitList, classCounts } from './sampling/longtail.js';
 export { Rng } from './sampling/rng.js';
@@ -32,6 +34,7 @@ export { uniformEpoch, classAwareEpoch, btmSubsets, groupByClass } from './sampl
 
 // Metrics and reports.
 export * as metrics from './metrics.js';
+export { averagePrecision, summarizeMultiLabel, type MultiLabelSummary, type MultiLabelOptions } from './metrics-multilabel.js';
 export { recallChartSvg, recallChartPng } from './report/chart.js';
 
 // The BTM pipeline.
@@ -40,3 +43,4 @@ export type { ProgressEvent } from './pipeline/context.js';
 export type { ResultRow } from './pipeline/run-state.js';
 export { parseConfig, ConfigSchema, ConfigError, type Config, type ConfigInput } from './config.js';
 export { presetConfig, METHODS, SIZES, type Method, type Size } from './presets.js';
+export { MoreSchema, moreCoefficient, moreCoefficients, moreClassWeights, type MoreConfig } from './more.js';

@@ -84,6 +84,31 @@ export interface TrainOptions {
   labelSmoothing?: Float32Array | number[];
   /** BatchNorm mode while training (default 'train'); independent of which parameters train. */
   bnMode?: 'train' | 'eval';
+  /** MORE's rebalancing term (needs setLowRank). */
+  more?: MoreTrainOptions;
+}
+
+/**
+ * MORE's rebalancing term for a trainEpoch call (needs setLowRank): the step's loss becomes
+ * base(z_full) + coefficient * mean_i w_i d(z_full_i, z_general_i), with w_i the class weight of the
+ * sample's label (mixed like the labels under mixup) and d the squared l2 distance averaged over the
+ * classes ('l2') or KL(softmax z_full || softmax z_general) ('kl'). See src/more.ts.
+ */
+export interface MoreTrainOptions {
+  /** One coefficient for every step, or one per step (length = number of steps), >= 0. */
+  coefficient: number | Float32Array | number[];
+  /** One weight per class (src/more.ts: C times the class prior). */
+  classWeights: Float32Array | number[];
+  discrepancy?: 'l2' | 'kl';
+  /** Gradients through the general path as well (default true); false computes it without gradients. */
+  generalGrad?: boolean;
+}
+
+/** MORE's low-rank factors: W = W_g + B A on the chosen layers (B = 0 at first). */
+export interface LowRankOptions {
+  rank: number;
+  /** Module paths or prefixes ('fc', 'layer3', 'layer3.0.conv1'); default every trained conv / linear layer. */
+  layers?: string[];
 }
 
 export interface EvalOptions {
@@ -101,6 +126,8 @@ export interface EvalOptions {
    * the folded copy is rebuilt after they change. Needs bnMode 'eval'. Default false.
    */
   foldBatchNorm?: boolean;
+  /** With low-rank factors attached: 'full' (W_g + B A, default: what the model computes) or 'general' (W_g alone). */
+  path?: 'full' | 'general';
 }
 
 export type TrainResult = NativeTrainResult;
@@ -112,6 +139,13 @@ function normalization(n: Normalization | undefined): unknown {
   if (!n || typeof n !== 'object') return n;
   const list = (v: unknown) => (v && typeof v === 'object' && 'length' in v ? Array.from(v as ArrayLike<number>) : v);
   return { mean: list(n.mean), std: list(n.std) };
+}
+
+/** Array-likes become arrays for the binding, as for normalization. */
+function moreOptions(m: MoreTrainOptions | undefined): unknown {
+  if (!m || typeof m !== 'object') return m;
+  const list = (v: unknown) => (v && typeof v === 'object' && 'length' in v && !(v instanceof Float32Array) ? Array.from(v as ArrayLike<number>) : v);
+  return { ...m, coefficient: list(m.coefficient), classWeights: list(m.classWeights) };
 }
 
 function datasetHandle(dataset: Dataset, where: string) {
@@ -199,11 +233,30 @@ export class Model implements Disposable {
     }
   }
 
+  /**
+   * Attaches MORE's low-rank factors (rank r; B = 0, so the model computes the same function) to the
+   * trained convolution / linear layers; they train with the model's SGD. Call after setOptimizer.
+   * stateDict() exports W_g + B A (the plain torchvision layout); mergeLowRank() makes that permanent.
+   */
+  setLowRank(options: LowRankOptions): void {
+    this.handle.setLowRank(options);
+  }
+
+  /** W_g += B A for good and the factors dropped (no-op without factors). */
+  mergeLowRank(): void {
+    this.handle.mergeLowRank();
+  }
+
+  /** The attached low-rank factors ({rank, layers}), or null. */
+  get lowRank(): { rank: number; layers: string[] } | null {
+    return this.handle.lowRank;
+  }
+
   /** Trains over `indices` in order, in batches; returns the loss and batch accuracy of every step. */
   trainEpoch(dataset: Dataset, indices: Int32Array, opts: TrainOptions): Promise<TrainResult> {
     const where = 'Model.trainEpoch';
     const o = options(opts, where, true);
-    return this.handle.trainEpoch(datasetHandle(dataset, where), indices, { ...o, normalize: normalization(o.normalize) });
+    return this.handle.trainEpoch(datasetHandle(dataset, where), indices, { ...o, normalize: normalization(o.normalize), more: moreOptions(o.more) });
   }
 
   /** Batched forward: predicted class per sample, and logits / penultimate features on request. */

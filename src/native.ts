@@ -55,6 +55,9 @@ export interface NativeModel {
   manualSeed(seed: number): void;
   setOptimizer(options?: object): void;
   setPerformance(options?: object): void;
+  setLowRank(options: object): void;
+  mergeLowRank(): void;
+  readonly lowRank: { rank: number; layers: string[] } | null;
   trainEpoch(dataset: NativeDataset, indices: Int32Array, options: object): Promise<NativeTrainResult>;
   evaluate(dataset: NativeDataset, indices: Int32Array | null, options?: object): Promise<NativeEvalResult>;
   dispose(): void;
@@ -106,6 +109,7 @@ export interface NativeDefaults {
   gmlPower: NativeRange;
   logitOffset: NativeRange;
   labelSmoothing: NativeRange;
+  moreCoefficient: NativeRange;
   cropPadding: NativeRange;
   seed: NativeRange;
   threads: NativeRange;
@@ -128,6 +132,8 @@ export interface NativeAddon {
   buildInfo(): NativeBuildInfo;
   /** Test only: the training loss on given logits. */
   _computeLoss(options: object): number;
+  /** Test only: a MORE step's loss on given logits of the full and the general path. */
+  _computeMoreLoss(options: object): { base: number; discrepancy: number; total: number };
   /** Test only: the native defaults and bounds. */
   _defaults(): NativeDefaults;
 }

@@ -7,7 +7,7 @@
  */
 import type { ConfigInput, StageName } from './config.js';
 
-export const METHODS = ['ce', 'crt', 'mislas', 'btm', 'btm-fc'] as const;
+export const METHODS = ['ce', 'crt', 'mislas', 'btm', 'btm-fc', 'more', 'more-btm'] as const;
 export type Method = (typeof METHODS)[number];
 export const SIZES = ['cpu', 'paper'] as const;
 export type Size = (typeof SIZES)[number];
@@ -41,12 +41,17 @@ const SIZE_DEFAULTS: Record<Size, ConfigPatch> = {
 const LAS_POST: ConfigPatch['posttrain'] = { loss: { type: 'las', epsHead: 0.3, epsTail: 0.0 }, lws: true, shiftBn: true };
 const CRT_POST: ConfigPatch['posttrain'] = { loss: { type: 'ce' }, lws: false, shiftBn: false };
 
+/** MORE pre-training (src/more.ts): rank 8 on every layer, the sinusoidal schedule, l2 discrepancy. */
+const MORE_PRE: ConfigPatch['pretrain'] = { more: { rank: 8, amplitude: 1, schedule: 'sine', discrepancy: 'l2' } };
+
 const METHOD_PRESETS: Record<Method, { pipeline: StageName[]; patch: ConfigPatch }> = {
   ce: { pipeline: ['pretrain'], patch: {} },
   crt: { pipeline: ['pretrain', 'posttrain'], patch: { posttrain: CRT_POST } },
   mislas: { pipeline: ['pretrain', 'posttrain'], patch: { posttrain: LAS_POST } },
   btm: { pipeline: ['pretrain', 'btm', 'posttrain'], patch: { posttrain: LAS_POST } },
   'btm-fc': { pipeline: ['pretrain', 'fc', 'btm', 'posttrain'], patch: { posttrain: LAS_POST } },
+  more: { pipeline: ['pretrain', 'posttrain'], patch: { pretrain: MORE_PRE, posttrain: LAS_POST } },
+  'more-btm': { pipeline: ['pretrain', 'btm', 'posttrain'], patch: { pretrain: MORE_PRE, posttrain: LAS_POST } },
 };
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -14,6 +14,14 @@ describe('presets', () => {
     expect(parseConfig(presetConfig('btm-fc')).pipeline).toEqual(['pretrain', 'fc', 'btm', 'posttrain']);
     expect(parseConfig(presetConfig('crt')).posttrain.loss).toEqual({ type: 'ce' });
     expect(parseConfig(presetConfig('mislas')).posttrain).toMatchObject({ lws: true, shiftBn: true, loss: { type: 'las' } });
+    const more = parseConfig(presetConfig('more'));
+    expect(more.pipeline).toEqual(['pretrain', 'posttrain']);
+    expect(more.pretrain.more).toEqual({ rank: 8, amplitude: 1, schedule: 'sine', discrepancy: 'l2', generalGrad: true });
+    expect(more.posttrain.more).toBeUndefined();
+    const moreBtm = parseConfig(presetConfig('more-btm'));
+    expect(moreBtm.pipeline).toEqual(['pretrain', 'btm', 'posttrain']);
+    expect(moreBtm.pretrain.more?.rank).toBe(8);
+    expect(parseConfig(presetConfig('btm')).pretrain.more).toBeUndefined();
   });
   it('deepMerge replaces arrays and losses whole, merges objects', () => {
     expect(deepMerge({ a: { b: 1, c: 2 }, l: [1, 2] }, { a: { c: 3 }, l: [9] })).toEqual({ a: { b: 1, c: 3 }, l: [9] });
@@ -44,6 +52,14 @@ describe('config errors name the key and the allowed values', () => {
     expect(errorOf({ btm: { merge: 'best' } })).toMatch(/config\.btm\.merge: .*greedy-hmean/);
     expect(errorOf({ data: { imbalanceFactor: 0.5 } })).toMatch(/config\.data\.imbalanceFactor: .*>=1/);
     expect(errorOf({ btm: { numSubsets: 2.5 } })).toMatch(/config\.btm\.numSubsets/);
+  });
+  it('MORE options', () => {
+    expect(errorOf({ pretrain: { more: { rank: 0 } } })).toMatch(/config\.pretrain\.more\.rank: .*>=1/);
+    expect(errorOf({ pretrain: { more: { amplitude: -1 } } })).toMatch(/config\.pretrain\.more\.amplitude: .*>=0/);
+    expect(errorOf({ pretrain: { more: { discrepancy: 'l1' } } })).toMatch(/config\.pretrain\.more\.discrepancy: .*'l2'\|'kl'|config\.pretrain\.more\.discrepancy: .*"l2"/);
+    expect(errorOf({ posttrain: { more: { rank: 2, sched: 'sine' } } })).toMatch(/config\.posttrain\.more: Unrecognized key: "sched"/);
+    expect(errorOf({ btm: { more: { rank: 2 } } })).toMatch(/config\.btm: Unrecognized key: "more"/);
+    expect(parseConfig(deepMerge(base, { fc: { more: { rank: 2, layers: ['fc'] } } })).fc.more).toMatchObject({ rank: 2, layers: ['fc'], amplitude: 1 });
   });
   it('cross-field checks', () => {
     expect(errorOf({ pipeline: ['btm', 'pretrain'] })).toMatch(/config\.pipeline: stages must run in the order/);

@@ -334,4 +334,19 @@ describe('divergence is blamed on the stage where it appears', () => {
     const finished = JSON.parse(readFileSync(join(root, `diverge-${stage}`, 'state.json'), 'utf8')).finished;
     expect(finished).toEqual({ pretrain: [], btm: ['pretrain'], posttrain: ['pretrain', 'btm-0', 'btm-merge'] }[stage]);
   });
+
+  it('preset more: MORE pre-training merges its factors; the checkpoint has the plain layout and loads as one', async () => {
+    const events: ProgressEvent[] = [];
+    const cfg = deepMerge(tinyConfig('more'), { pipeline: ['pretrain', 'posttrain'], pretrain: { more: { rank: 2, amplitude: 2 } } });
+    const r = await runPipeline(cfg, { onProgress: (e) => events.push(e) });
+    expect(r.status).toBe('complete');
+    expect(r.rows.map((x) => x.step)).toEqual(['pretrain', 'posttrain']);
+    expect(events.some((e) => e.type === 'log' && /pretrain: MORE, rank 2 on 8 layer\(s\)/.test(e.message))).toBe(true);
+    const lossOf = new Map(readMetrics(r.dir).records.flatMap((x) => (x.kind === 'epoch' ? [[x.step, x.loss] as const] : [])));
+    expect(lossOf.get('pretrain')).toBe('ce+more');
+    expect(lossOf.get('posttrain')).toBe('las');  // tinyConfig's post-training (the btm preset's), without MORE
+    const plain = new Model({ arch: 'resnet8', numClasses: 4, inChannels: 1 });
+    const ck = await readCheckpoint(join(r.dir, 'pretrain.safetensors'));
+    expect(ck.state.map((e) => `${e.name}:${e.shape}`)).toEqual(plain.stateDict().map((e) => `${e.name}:${e.shape}`));
+  });
 });

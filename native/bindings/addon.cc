@@ -8,12 +8,14 @@
 #include "bindings/args.h"
 #include "bindings/binding.h"
 #include "bindings/options/loss_options.h"
+#include "bindings/options/more_options.h"
 #include "compat.h"
 #include "defaults.h"
 #include "runtime/devices.h"
 #include "runtime/threads.h"
 #include "models/resnet.h"
 #include "train/loss.h"
+#include "train/more.h"
 
 #ifndef BTM_TORCH_ORIGIN
 #define BTM_TORCH_ORIGIN "unknown"
@@ -107,6 +109,43 @@ Napi::Value ComputeLoss(const Napi::CallbackInfo& info) {
   });
 }
 
+// _computeMoreLoss({full, general: Float32Array [B*C], numClasses, labelsA, labelsB?, lam?, loss options...,
+// more: {coefficient, classWeights, discrepancy?}}) -> {base, discrepancy, total}: a MORE training step's
+// loss on given logits of the two paths (test only).
+Napi::Value ComputeMoreLoss(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string what = "computeMoreLoss: options";
+  const auto o = args::object(info[0], what, false);
+  args::only(o, what, {"full", "general", "numClasses", "labelsA", "labelsB", "lam", "logitOffsets", "labelSmoothing", "loss", "gmlPower", "more"});
+  const int64_t C = args::integer(o, what, "numClasses", std::nullopt, 1, defaults::kMaxClasses);
+  const auto full = args::floats(o, what, "full", -1, -1e30, 1e30);
+  const auto general = args::floats(o, what, "general", int64_t(full.size()), -1e30, 1e30);
+  if (full.empty() || full.size() % C != 0)
+    args::range_error(env, what + ".full length " + std::to_string(full.size()) + " is not a positive multiple of numClasses");
+  const int64_t B = static_cast<int64_t>(full.size()) / C;
+  const auto ya = args::indices(o.Get("labelsA"), what + ".labelsA", C);
+  const auto yb = o.Get("labelsB").IsUndefined() ? ya : args::indices(o.Get("labelsB"), what + ".labelsB", C);
+  if (static_cast<int64_t>(ya.size()) != B || static_cast<int64_t>(yb.size()) != B)
+    args::range_error(env, what + ": labelsA and labelsB need " + std::to_string(B) + " entries");
+  const double lam = args::number(o, what, "lam", 1.0, 0, 1);
+  const auto loss = options::loss_options(o, what, C);
+  const auto more = options::more_options(o, what, 1, C);
+  if (!more.on()) args::type_error(env, what + ".more is required");
+  return guarded(env, "computeMoreLoss", [&] {
+    auto zf = torch::tensor(full).view({B, C}), zg = torch::tensor(general).view({B, C});
+    auto ta = torch::tensor(ya, torch::kLong), tb = torch::tensor(yb, torch::kLong);
+    auto off = loss.logit_offsets.empty() ? torch::Tensor() : torch::tensor(loss.logit_offsets);
+    auto eps = loss.label_smoothing.empty() ? torch::Tensor() : torch::tensor(loss.label_smoothing);
+    const double base = training_loss(loss, zf, ta, tb, lam, off, eps).item<double>();
+    const double d = more_discrepancy(more.discrepancy, zf, zg, ta, tb, lam, torch::tensor(more.class_weights)).item<double>();
+    auto r = Napi::Object::New(env);
+    r.Set("base", base);
+    r.Set("discrepancy", d);
+    r.Set("total", base + double(more.coefficients[0]) * d);
+    return r;
+  });
+}
+
 // _defaults() -> the native defaults and bounds (defaults.h), for the test that checks src/config.ts
 // agrees with them (test only).
 Napi::Value Defaults(const Napi::CallbackInfo& info) {
@@ -131,6 +170,7 @@ Napi::Value Defaults(const Napi::CallbackInfo& info) {
   o.Set("gmlPower", range(d::kGmlPower, d::kMinGmlPower, d::kMaxGmlPower));
   o.Set("logitOffset", range(0, -d::kMaxLogitOffset, d::kMaxLogitOffset));
   o.Set("labelSmoothing", range(0, 0, d::kMaxLabelSmoothing));
+  o.Set("moreCoefficient", range(none, 0, d::kMaxMoreCoefficient));
   o.Set("cropPadding", range(0, 0, double(d::kMaxImageSize)));
   o.Set("seed", range(0, 0, d::kMaxSeed));
   o.Set("threads", range(none, 1, double(d::kMaxThreads)));
@@ -159,6 +199,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("archNames", Napi::Function::New(env, ArchNames, "archNames"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
   exports.Set("_computeLoss", Napi::Function::New(env, ComputeLoss, "_computeLoss"));
+  exports.Set("_computeMoreLoss", Napi::Function::New(env, ComputeMoreLoss, "_computeMoreLoss"));
   exports.Set("_defaults", Napi::Function::New(env, Defaults, "_defaults"));
   return exports;
 }

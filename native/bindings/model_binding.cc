@@ -7,6 +7,7 @@
 #include "bindings/options/common.h"
 #include "bindings/options/eval_options.h"
 #include "bindings/options/model_options.h"
+#include "bindings/options/more_options.h"
 #include "bindings/options/optimizer_options.h"
 #include "bindings/options/perf_options.h"
 #include "bindings/options/train_options.h"
@@ -30,6 +31,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceMethod<&ModelWrap::ManualSeed>("manualSeed"),
                         InstanceMethod<&ModelWrap::SetOptimizer>("setOptimizer"),
                         InstanceMethod<&ModelWrap::SetPerformance>("setPerformance"),
+                        InstanceMethod<&ModelWrap::SetLowRank>("setLowRank"),
+                        InstanceMethod<&ModelWrap::MergeLowRank>("mergeLowRank"),
+                        InstanceAccessor<&ModelWrap::LowRankInfo>("lowRank"),
                         InstanceMethod<&ModelWrap::TrainEpoch>("trainEpoch"),
                         InstanceMethod<&ModelWrap::Evaluate>("evaluate"),
                         InstanceMethod<&ModelWrap::Dispose>("dispose"),
@@ -98,6 +102,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto& m = idle(env, "loadStateDict");
     load_strict(info[0], "Model.loadStateDict", "does not match " + m.spec.name, m.state());
     m.drop_lws();
+    if (m.low_rank) {  // the model computes the loaded weights: B = 0, factors' momentum restarts
+      m.low_rank->reset();
+      for (auto& s : m.slots)
+        if (LowRank::is_factor(s.name)) s.momentum = torch::Tensor();
+    }
     m.weights_changed();
     return env.Undefined();
   }
@@ -115,6 +124,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto& m = idle(env, "loadOptimizerState");
     std::vector<std::pair<std::string, torch::Tensor>> targets;
     for (auto& s : m.slots) {
+      if (LowRank::is_factor(s.name)) continue;  // not saved (ModelCore::optimizer_state)
       if (!s.momentum.defined()) s.momentum = torch::zeros_like(s.param);
       targets.emplace_back(s.name + ".momentum_buffer", s.momentum);
     }
@@ -157,6 +167,48 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       return 0;
     });
     return env.Undefined();
+  }
+
+  // setLowRank({rank, layers?}): attaches MORE's low-rank factors (B = 0: the model computes the same
+  // function) to the trained convolution / linear layers under `layers`; they train with the model's
+  // SGD until mergeLowRank(). Call after setOptimizer (which keeps them); one set at a time.
+  Napi::Value SetLowRank(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto& m = idle(env, "setLowRank");
+    if (m.low_rank)
+      throw Napi::Error::New(env, "Model.setLowRank: low-rank factors are attached already (mergeLowRank() first)");
+    const auto o = options::low_rank_options(info[0], "Model.setLowRank: options", m);
+    guarded(env, "Model.setLowRank", [&] {
+      m.attach_low_rank(o.rank, o.layers);
+      return 0;
+    });
+    report_memory(env);
+    return env.Undefined();
+  }
+
+  // mergeLowRank(): W_g += B A and the factors dropped (no-op without factors).
+  Napi::Value MergeLowRank(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto& m = idle(env, "mergeLowRank");
+    guarded(env, "Model.mergeLowRank", [&] {
+      m.merge_low_rank();
+      return 0;
+    });
+    report_memory(env);
+    return env.Undefined();
+  }
+
+  // lowRank -> {rank, layers: string[]} while factors are attached, else null.
+  Napi::Value LowRankInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!core_) throw Napi::Error::New(env, "Model.lowRank: model has been disposed");
+    if (!core_->low_rank) return env.Null();
+    auto o = Napi::Object::New(env);
+    o.Set("rank", double(core_->low_rank->rank()));
+    auto layers = Napi::Array::New(env);
+    for (const auto& f : core_->low_rank->factors()) layers.Set(layers.Length(), f.layer);
+    o.Set("layers", layers);
+    return o;
   }
 
   // Checks shared by trainEpoch and evaluate: the dataset fits this model.
@@ -218,6 +270,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto data = dataset_for(m, info[0], where + ": dataset");
     auto idx = args::indices(info[1], where + ": indices", data->n);
     const auto cfg = options::train_options(info[2], where + ": options", *data, int64_t(idx.size()), m.num_classes, m.in_channels);
+    if (cfg.more.on() && !m.low_rank)
+      throw Napi::Error::New(env, where + ": options.more needs low-rank factors: call setLowRank({rank}) first");
     auto core = core_;
     return start<TrainResult>(
         env, where, [core, data, idx = std::move(idx), cfg] { return core->train(*data, idx, cfg); },
@@ -244,6 +298,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     std::optional<std::vector<int64_t>> idx;
     if (!info[1].IsUndefined() && !info[1].IsNull()) idx = args::indices(info[1], where + ": indices", data->n);
     const auto cfg = options::eval_options(info[2], where + ": options", idx ? int64_t(idx->size()) : data->n, m.in_channels);
+    if (cfg.general_path && !m.low_rank)
+      throw Napi::Error::New(env, where + ": options.path 'general' needs low-rank factors (setLowRank)");
     auto core = core_;
     return start<EvalResult>(
         env, where,

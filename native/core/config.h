@@ -40,6 +40,16 @@ struct LossConfig {
   double gml_power = defaults::kGmlPower;
 };
 
+// MORE's rebalancing term for one trainEpoch call (train/more.h); off when `coefficients` is empty.
+enum class Discrepancy { L2, KL };
+struct MoreConfig {
+  std::vector<float> coefficients;   // [steps] the schedule's coefficient at each step of this call
+  std::vector<float> class_weights;  // [C] w_y (C * class prior)
+  Discrepancy discrepancy = Discrepancy::L2;
+  bool general_grad = true;  // gradients flow through the general path too
+  bool on() const { return !coefficients.empty(); }
+};
+
 struct TrainConfig {
   int64_t batch_size = defaults::kTrainBatch;
   bool drop_last = false;
@@ -50,6 +60,7 @@ struct TrainConfig {
   double mixup_alpha = 0.0;
   LossConfig loss;
   bool bn_train = true;  // BatchNorm in train mode (statistics update) or eval mode
+  MoreConfig more;
 };
 
 struct EvalConfig {
@@ -58,6 +69,7 @@ struct EvalConfig {
   bool want_logits = false, want_features = false;
   bool bn_train = false;  // a train-mode forward (no gradients) updates BatchNorm statistics
   bool fold_bn = false;   // eval mode through the BatchNorm-folded network (same function, faster)
+  bool general_path = false;  // with low-rank factors: the general path W_g alone (default: W_g + B A)
 };
 
 struct TrainResult {

@@ -7,6 +7,7 @@
 #include "runtime/executor.h"
 #include "train/batch.h"
 #include "train/loss.h"
+#include "train/more.h"
 
 namespace btm {
 
@@ -105,6 +106,31 @@ void ModelCore::set_optimizer(const OptimizerConfig& cfg) {
     lws_scale.mutable_grad() = torch::Tensor();
     slots.push_back({"fc.lws_scale", lws_scale, {}});
   }
+  if (low_rank)
+    for (const auto& [name, t] : low_rank->parameters()) slots.push_back({name, t, {}});
+}
+
+void ModelCore::attach_low_rank(int64_t rank, const std::vector<std::string>& prefixes) {
+  std::vector<std::string> trained;
+  for (const auto& s : slots) trained.push_back(s.name);
+  low_rank = std::make_shared<LowRank>(*net, prefixes, trained, rank, gen);
+  for (const auto& [name, t] : low_rank->parameters()) slots.push_back({name, t, {}});
+  weights_changed();
+}
+
+void ModelCore::merge_low_rank() {
+  if (!low_rank) return;
+  low_rank->merge();
+  const auto params = low_rank->parameters();
+  slots.erase(std::remove_if(slots.begin(), slots.end(),
+                             [&](const ParamSlot& s) {
+                               for (const auto& p : params)
+                                 if (p.first == s.name) return true;
+                               return false;
+                             }),
+              slots.end());
+  low_rank.reset();
+  weights_changed();
 }
 
 void ModelCore::fold_lws() {
@@ -125,6 +151,8 @@ void ModelCore::drop_lws() {
 
 std::vector<std::pair<std::string, torch::Tensor>> ModelCore::export_state() {
   auto st = state();
+  if (low_rank)
+    for (auto& [name, t] : st) t = low_rank->merged(name, t);
   if (!lws_scale.defined()) return st;
   torch::NoGradGuard no_grad;
   for (auto& [name, t] : st) {
@@ -136,8 +164,10 @@ std::vector<std::pair<std::string, torch::Tensor>> ModelCore::export_state() {
 
 std::vector<std::pair<std::string, torch::Tensor>> ModelCore::optimizer_state() {
   std::vector<std::pair<std::string, torch::Tensor>> out;
+  // the low-rank factors' buffers are left out: a saved state holds the merged weights, and a resumed
+  // stage starts its factors afresh (B = 0)
   for (const auto& s : slots)
-    if (s.momentum.defined()) out.emplace_back(s.name + ".momentum_buffer", s.momentum);
+    if (s.momentum.defined() && !LowRank::is_factor(s.name)) out.emplace_back(s.name + ".momentum_buffer", s.momentum);
   return out;
 }
 
@@ -148,6 +178,7 @@ int64_t ModelCore::native_bytes() const {
   for (const auto& b : net->buffers()) bytes += size(b);
   for (const auto& s : slots) bytes += size(s.momentum);
   if (lws_scale.defined()) bytes += size(lws_scale) + size(lws_scale.grad());
+  if (low_rank) bytes += low_rank->bytes();
   return bytes;
 }
 
@@ -163,12 +194,49 @@ torch::Tensor ModelCore::head(const torch::Tensor& f, torch::Tensor* features) {
 
 torch::Tensor ModelCore::logits(const torch::Tensor& x, torch::Tensor* features) {
   AutocastScope autocast(perf.amp, device);
+  LowRank::FullPath full(low_rank.get());
   return head(net->features(x), features);
 }
 
-torch::Tensor ModelCore::folded_logits(const torch::Tensor& x, torch::Tensor* features) {
-  if (!folded) folded = std::make_shared<FoldedResNet>(*net);
+torch::Tensor ModelCore::general_logits(const torch::Tensor& x, bool grad, torch::Tensor* features) {
   AutocastScope autocast(perf.amp, device);
+  // In train mode BatchNorm updates its running statistics in place, and the full path's backward
+  // still holds them: the general path runs on copies, swapped in and out (the statistics stay the
+  // full path's, which is what the merged model computes with).
+  struct Swap {
+    torch::nn::BatchNorm2dImpl* bn;
+    torch::Tensor mean, var, count;
+  };
+  std::vector<Swap> swaps;
+  if (net->is_training()) {
+    for (auto& m : net->modules(/*include_self=*/false)) {
+      if (auto* bn = m->as<torch::nn::BatchNorm2d>()) {
+        swaps.push_back({bn, bn->running_mean, bn->running_var, bn->num_batches_tracked});
+        bn->running_mean = bn->running_mean.clone();
+        bn->running_var = bn->running_var.clone();
+        bn->num_batches_tracked = bn->num_batches_tracked.clone();
+      }
+    }
+  }
+  torch::Tensor z;
+  try {
+    torch::AutoGradMode mode(grad && torch::GradMode::is_enabled());
+    z = head(net->features(x), features);
+  } catch (...) {
+    for (auto& s : swaps) s.bn->running_mean = s.mean, s.bn->running_var = s.var, s.bn->num_batches_tracked = s.count;
+    throw;
+  }
+  for (auto& s : swaps) s.bn->running_mean = s.mean, s.bn->running_var = s.var, s.bn->num_batches_tracked = s.count;
+  return z;
+}
+
+torch::Tensor ModelCore::folded_logits(const torch::Tensor& x, torch::Tensor* features) {
+  if (!folded) {
+    LowRank::FullPath full(low_rank.get());
+    folded = std::make_shared<FoldedResNet>(*net);
+  }
+  AutocastScope autocast(perf.amp, device);
+  LowRank::FullPath full(low_rank.get());  // fc (the head) may carry factors
   return head(folded->features(x), features);
 }
 
@@ -192,6 +260,7 @@ TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& i
   BatchMaker batches(data, indices, cfg, perf.channels_last, gen);
   const auto offsets = vec_tensor(cfg.loss.logit_offsets, device);
   const auto smoothing = vec_tensor(cfg.loss.label_smoothing, device);
+  const auto more_weights = vec_tensor(cfg.more.class_weights, device);
   scaler.set_enabled(perf.amp == Amp::FP16 && device.is_cuda());
   net->train(cfg.bn_train);
   StepLog log(batches.steps());
@@ -202,7 +271,12 @@ TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& i
     const Batch b = batches.next();  // gather, augment, normalise, mix up
     zero_grad(slots);
     const auto logits = this->logits(b.x).to(torch::kFloat);
-    const auto loss = training_loss(cfg.loss, logits, b.y, b.y_mix, b.lam, offsets, smoothing);
+    auto loss = training_loss(cfg.loss, logits, b.y, b.y_mix, b.lam, offsets, smoothing);
+    if (cfg.more.on() && cfg.more.coefficients[s] != 0.0f) {  // MORE: + coefficient(t) * L_MORE
+      const auto general = general_logits(b.x, cfg.more.general_grad).to(torch::kFloat);
+      loss = loss + cfg.more.coefficients[s] *
+                        more_discrepancy(cfg.more.discrepancy, logits, general, b.y, b.y_mix, b.lam, more_weights);
+    }
     if (scaler.backward(loss, slots)) sgd_step(slots, opt_cfg, cfg.lrs[s]);
     else ++skipped;
     log.record(loss, logits, b);
@@ -226,7 +300,9 @@ EvalResult ModelCore::evaluate(const DataCore& data, const std::vector<int64_t>*
     const int64_t len = std::min(cfg.batch_size, n - start);
     const auto x = to_input(data.images.index_select(0, idx.narrow(0, start, len)), cfg.normalize, device, perf.channels_last);
     torch::Tensor f;
-    const auto z = cfg.fold_bn && !cfg.bn_train ? folded_logits(x, &f) : this->logits(x, &f);
+    const auto z = cfg.general_path                ? general_logits(x, false, &f)
+                   : cfg.fold_bn && !cfg.bn_train ? folded_logits(x, &f)
+                                                  : this->logits(x, &f);
     preds.push_back(z.argmax(1).to(torch::kInt).to(torch::kCPU));
     if (cfg.want_logits) logits.push_back(z.to(torch::kFloat).to(torch::kCPU));
     if (cfg.want_features) feats.push_back(f.to(torch::kFloat).to(torch::kCPU));

@@ -13,6 +13,7 @@
 
 #include "core/config.h"
 #include "core/data_core.h"
+#include "models/low_rank.h"
 #include "models/resnet.h"
 #include "train/sgd.h"
 
@@ -43,6 +44,13 @@ struct ModelCore {
   torch::Tensor head(const torch::Tensor& f, torch::Tensor* features);
   // Drops the folded copy: call after anything that changes the weights or their layout.
   void weights_changed() { folded.reset(); }
+  // MORE's low-rank factors (models/low_rank.h) on the trained convolution / linear layers under
+  // `prefixes` (all when empty); they train with the model's SGD. Rank checked by the binding.
+  void attach_low_rank(int64_t rank, const std::vector<std::string>& prefixes);
+  // W_g += B A for good and the factors dropped: the plain architecture again.
+  void merge_low_rank();
+  // The general path's logits (W_g alone), leaving BatchNorm's running statistics as they were.
+  torch::Tensor general_logits(const torch::Tensor& x, bool grad, torch::Tensor* features = nullptr);
   // Bytes the model holds natively: parameters, gradients, buffers, momentum.
   int64_t native_bytes() const;
 
@@ -56,6 +64,7 @@ struct ModelCore {
   std::vector<ParamSlot> slots;  // what the optimizer trains
   torch::Tensor lws_scale;       // [C] when LWS is on, else undefined
   LossScaler scaler;             // fp16 autocast on CUDA
+  std::shared_ptr<LowRank> low_rank;     // MORE's factors while a MORE stage trains, else null
   std::shared_ptr<FoldedResNet> folded;  // inference-only, BatchNorm folded; null until asked for
   std::atomic<bool> busy{false};
 };

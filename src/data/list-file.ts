@@ -51,7 +51,7 @@ export function parseListFile(text: string, source: string): ListEntries {
 }
 
 /** Rejects a path that is empty, absolute (POSIX or Windows) or leaves the root through `..`. */
-function checkRelativePath(path: string, fail: (problem: string) => never): void {
+export function checkRelativePath(path: string, fail: (problem: string) => never): void {
   if (path === '') fail('empty path');
   if (posix.isAbsolute(path) || win32.isAbsolute(path)) fail(`absolute path '${path}'`);
   const normal = posix.normalize(path.replaceAll('\\', '/'));

@@ -17,7 +17,8 @@ import type { StageContext } from './context.js';
 import { lossOptions } from './losses.js';
 import { rowFromSummary } from './run-state.js';
 import { btmFineTunesBatched } from './btm-batched.js';
-import { runEpochs } from './trainer.js';
+import { runEpochs, type EpochLoop } from './trainer.js';
+import type { MoreConfig } from '../more.js';
 
 /** Evaluates ctx.model on the test set (or takes `given` predictions made elsewhere) and records a result row. */
 export async function evaluateStep(ctx: StageContext, step: string, stage: string, label: string, given?: { preds: Int32Array; seconds: number }): Promise<void> {
@@ -33,6 +34,22 @@ export async function evaluateStep(ctx: StageContext, step: string, stage: strin
   const row = rowFromSummary(step, stage, label, s, ctx.run.state.timings[step] ?? 0);
   await ctx.run.addRow(row);
   ctx.emit({ type: 'row', row });
+}
+
+/**
+ * runEpochs with MORE when the stage asks for it: low-rank factors on the trained layers for the
+ * stage, merged into the weights when it ends (the checkpoint has the plain layout).
+ */
+async function runStage(ctx: StageContext, loop: EpochLoop, more: MoreConfig | undefined, counts: readonly number[]): Promise<void> {
+  if (!more) {
+    await runEpochs(ctx, loop);
+    return;
+  }
+  ctx.model.setLowRank({ rank: more.rank, layers: more.layers });
+  const layers = ctx.model.lowRank!.layers;
+  ctx.emit({ type: 'log', message: `${loop.step}: MORE, rank ${more.rank} on ${layers.length} layer(s) (${layers.length > 4 ? `${layers.slice(0, 4).join(', ')}, ...` : layers.join(', ')}), amplitude ${more.amplitude}, ${more.schedule} schedule, ${more.discrepancy}` });
+  await runEpochs(ctx, { ...loop, more: { config: more, counts } });
+  ctx.model.mergeLowRank();
 }
 
 async function finishStep(ctx: StageContext, step: string, file: string, stage: string, label: string): Promise<void> {
@@ -51,7 +68,7 @@ export async function pretrain(ctx: StageContext): Promise<void> {
   const c = ctx.config.pretrain;
   ctx.emit({ type: 'step', step: 'pretrain', stage: 'pretrain', message: `pre-training ${ctx.meta.arch} on ${ctx.data.split.length} images, ${c.epochs} epochs` });
   ctx.model.setOptimizer({ momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov, trainable: 'all' });
-  await runEpochs(ctx, {
+  await runStage(ctx, {
     step: 'pretrain',
     schedule: c,
     epochIndices: (_e, rng) => uniformEpoch(ctx.data.split, rng),
@@ -60,7 +77,7 @@ export async function pretrain(ctx: StageContext): Promise<void> {
       ...lossOptions(c.loss, ctx.data.counts),
     },
     resumable: true,
-  });
+  }, c.more, ctx.data.counts);
   await finishStep(ctx, 'pretrain', ctx.run.path('pretrain.safetensors'), 'pretrain', 'pre-train');
 }
 
@@ -68,13 +85,13 @@ export async function fc(ctx: StageContext): Promise<void> {
   const c = ctx.config.fc;
   ctx.emit({ type: 'step', step: 'fc', stage: 'fc', message: `re-fitting the classifier, ${c.epochs} epochs` });
   ctx.model.setOptimizer({ momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov, trainable: 'classifier' });
-  await runEpochs(ctx, {
+  await runStage(ctx, {
     step: 'fc',
     schedule: c,
     epochIndices: (_e, rng) => uniformEpoch(ctx.data.split, rng),
     train: { bnMode: 'eval', normalize: ctx.data.normalize, ...lossOptions(c.loss, ctx.data.counts) },
     resumable: true,
-  });
+  }, c.more, ctx.data.counts);
   await finishStep(ctx, 'fc', ctx.run.path('fc.safetensors'), 'fc', 'FC');
 }
 
@@ -179,7 +196,7 @@ export async function posttrain(ctx: StageContext): Promise<void> {
   const recipe = `${c.loss.type}${c.lws ? ' + LWS' : ''}${c.shiftBn ? ' + shift-BN' : ''}`;
   ctx.emit({ type: 'step', step: 'posttrain', stage: 'posttrain', message: `post-training the classifier (${recipe}), ${c.epochs} epochs` });
   ctx.model.setOptimizer({ momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov, trainable: 'classifier', lws: c.lws });
-  await runEpochs(ctx, {
+  await runStage(ctx, {
     step: 'posttrain',
     schedule: c,
     // class-aware batches; an epoch draws as many images as the long-tailed set holds
@@ -190,7 +207,7 @@ export async function posttrain(ctx: StageContext): Promise<void> {
     },
     // short stage; with LWS the scale is folded into fc at every export, so it restarts as a whole
     resumable: false,
-  });
+  }, c.more, data.counts);
   ctx.model.setOptimizer({ trainable: 'all' }); // folds the LWS scale into fc for good
   await finishStep(ctx, 'posttrain', ctx.run.path('posttrain.safetensors'), 'posttrain', `post-train (${recipe})`);
 }

@@ -8,6 +8,7 @@ import type { ScheduleConfig } from '../config.js';
 import type { TrainOptions } from '../model.js';
 import { Rng } from '../sampling/rng.js';
 import { learningRates } from '../schedule.js';
+import { moreTrainOptions, type MoreConfig } from '../more.js';
 import type { Model } from '../model.js';
 import { DivergenceError, RunInterrupted, type StageContext } from './context.js';
 import { stageOfStep } from './run-state.js';
@@ -18,6 +19,8 @@ export interface EpochLoop {
   /** Sample order of an epoch (called once per epoch with that epoch's generator). */
   epochIndices: (epoch: number, rng: Rng) => Int32Array;
   train: Omit<TrainOptions, 'lr' | 'batchSize'>;
+  /** MORE's rebalancing term, with the class counts of its weights (the model has low-rank factors). */
+  more?: { config: MoreConfig; counts: readonly number[] };
   /** Write a training-state checkpoint after every epoch (long stages). */
   resumable: boolean;
 }
@@ -62,7 +65,7 @@ export async function runEpochs(ctx: StageContext, loop: EpochLoop): Promise<num
   const { model, run } = ctx;
   const { epochs, batchSize } = loop.schedule;
   const stage = stageOfStep(loop.step);
-  const loss = lossName(loop.train);
+  const loss = lossName(loop.train) + (loop.more ? '+more' : '');
   const partialFile = run.path(`${loop.step.replace(/\W/g, '_')}.partial.safetensors`);
   let first = 0;
   if (run.state.partial?.step === loop.step) {
@@ -86,7 +89,8 @@ export async function runEpochs(ctx: StageContext, loop: EpochLoop): Promise<num
       const chunk = order.subarray(s * batchSize, Math.min(order.length, (s + count) * batchSize));
       const lr = learningRates(loop.schedule, epoch * stepsPerEpoch + s, count, stepsPerEpoch);
       if (s === 0) firstLr = lr[0];
-      const r = await model.trainEpoch(ctx.trainSet, chunk, { ...loop.train, batchSize, lr });
+      const more = loop.more && moreTrainOptions(loop.more.config, loop.more.counts, epoch * stepsPerEpoch + s, count, epochs * stepsPerEpoch);
+      const r = await model.trainEpoch(ctx.trainSet, chunk, { ...loop.train, batchSize, lr, more });
       for (let i = 0; i < r.steps; i++) {
         if (!(Math.abs(r.losses[i]) <= LOSS_LIMIT)) {
           const what = Number.isFinite(r.losses[i]) ? `the loss exploded to ${r.losses[i].toPrecision(3)} (limit ${LOSS_LIMIT})` : `the loss became ${r.losses[i]}`;

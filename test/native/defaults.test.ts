@@ -61,6 +61,11 @@ describe('native defaults and src/config.ts agree', () => {
     }
   });
 
+  it("MORE's amplitude: the schedule's coefficient never exceeds it, so it must lie in the native coefficient range", () => {
+    const more = (PretrainSchema.shape.more as unknown as { def: { innerType: { shape: Record<string, unknown> } } }).def.innerType.shape;
+    within('pretrain.more.amplitude', more.amplitude, d.moreCoefficient);
+  });
+
   it('evaluation, threads and seeds', () => {
     // The range only: the pipeline always passes eval.batchSize (default 512); the native default
     // (256) is what a direct Model.evaluate call without batchSize gets.

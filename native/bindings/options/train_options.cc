@@ -5,6 +5,7 @@
 #include "bindings/args.h"
 #include "bindings/options/common.h"
 #include "bindings/options/loss_options.h"
+#include "bindings/options/more_options.h"
 
 namespace btm::options {
 
@@ -55,9 +56,13 @@ std::vector<float> lr_options(const Napi::Object& o, const std::string& what, in
 TrainConfig train_options(const Napi::Value& v, const std::string& what, const DataCore& data, int64_t n,
                           int64_t num_classes, int64_t in_channels) {
   const auto o = args::object(v, what);
-  args::only(o, what, train_option_keys());
+  auto keys = train_option_keys();
+  keys.push_back("more");  // a lone model's option: MORE's term (not in trainMembers)
+  args::only(o, what, keys);
   TrainConfig cfg = train_shared_options(o, what, data, num_classes, in_channels);
-  cfg.lrs = lr_options(o, what, train_steps(cfg, n));
+  const int64_t steps = train_steps(cfg, n);
+  cfg.lrs = lr_options(o, what, steps);
+  cfg.more = more_options(o, what, steps, num_classes);
   if (cfg.bn_train) check_batches(v.Env(), what, n, cfg.batch_size, cfg.drop_last);
   return cfg;
 }

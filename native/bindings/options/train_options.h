@@ -1,5 +1,5 @@
 // Model.trainEpoch's options: {lr, batchSize?, dropLast?, cropPadding?, hflip?, normalize?, mixupAlpha?,
-// loss?, logitOffsets?, labelSmoothing?, gmlPower?, bnMode?}
+// loss?, logitOffsets?, labelSmoothing?, gmlPower?, bnMode?, more?}
 #pragma once
 
 #include <napi.h>

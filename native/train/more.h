@@ -1,0 +1,19 @@
+// MORE's rebalancing term (model rebalancing, Luo et al. 2025): the class-prior-weighted discrepancy
+// between the full path's logits (W_g + B A) and the general path's (W_g alone),
+//   L_MORE = mean_i w_i d(z_full_i, z_general_i),   w_i = lam w_{ya_i} + (1 - lam) w_{yb_i},
+//   d = l2:  mean_j (z_full_ij - z_general_ij)^2                 (squared l2, averaged over classes)
+//   d = kl:  sum_j p_full_ij (log p_full_ij - log p_general_ij)   (KL(softmax z_full || softmax z_general))
+// with w_y = C * prior_y from the caller; the step's loss is base(z_full) + coefficient(t) * L_MORE.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "core/config.h"
+
+namespace btm {
+
+torch::Tensor more_discrepancy(Discrepancy kind, const torch::Tensor& full, const torch::Tensor& general,
+                               const torch::Tensor& ya, const torch::Tensor& yb, double lam,
+                               const torch::Tensor& class_weights);
+
+}  // namespace btm
