@@ -267,6 +267,24 @@ describe.runIf(have)('CUDA', () => {
     ds.dispose();
   });
 
+  it('MORE on CUDA: factors train, and the merged export (plain layout) computes the full path on the CPU', async () => {
+    const gpuDs = new Dataset(src, 'cuda'), cpuDs = new Dataset(src);
+    const m = model('cuda');
+    m.setLowRank({ rank: 4 });
+    const r = await m.trainEpoch(gpuDs, epochIdx, { ...train, more: { coefficient: 1, classWeights: [1, 1, 1, 1] } });
+    expect(r.losses.every(Number.isFinite)).toBe(true);
+    const full = await m.evaluate(gpuDs, { logits: true, normalize: norm });
+    const general = await m.evaluate(gpuDs, { logits: true, normalize: norm, path: 'general' });
+    expect(maxAbsDiff(full.logits!, general.logits!)).toBeGreaterThan(1e-3); // B A is not 0 any more
+    const c = new Model({ ...mo, device: 'cpu' });
+    c.loadStateDict(m.stateDict()); // W_g + B A under the plain names
+    const ec = await c.evaluate(cpuDs, { logits: true, normalize: norm });
+    expect(maxAbsDiff(ec.logits!, full.logits!)).toBeLessThan(1e-3); // exact fp32 on both, other kernels
+    [m, c].forEach((x) => x.dispose());
+    gpuDs.dispose();
+    cpuDs.dispose();
+  });
+
   it('a CUDA model and a CPU model work at the same time (one executor per device)', async () => {
     const gpuDs = new Dataset(src, 'cuda'), cpuDs = new Dataset(src);
     const g = model('cuda'), c = model('cpu');
