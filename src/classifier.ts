@@ -290,7 +290,7 @@ export async function loadModel(file: string, opts: { device?: Device; maxBatch?
   arg('loadModel', 'file', file, is.path());
   const o = arg('loadModel', 'options', opts, LOAD_OPTIONS);
   const { state, meta } = await readCheckpoint(file);
-  const model = new Model({ arch: meta.arch, numClasses: meta.numClasses, inChannels: meta.inChannels, device: o.device ?? 'cpu' });
+  const model = new Model({ arch: meta.arch, numClasses: meta.numClasses, inChannels: meta.inChannels, imageSize: meta.imageSize, device: o.device ?? 'cpu' });
   try {
     model.loadStateDict(state);
   } catch (e) {

@@ -1,6 +1,7 @@
 /**
- * A ResNet on a device with its SGD optimizer: a typed face over the native Model. Parameter and
- * buffer names follow torchvision (`layer1.0.conv1.weight`, `bn1.running_var`, `fc.weight`).
+ * A ResNet or a Vision Transformer on a device with its SGD optimizer: a typed face over the native
+ * Model. Parameter and buffer names follow torchvision (`layer1.0.conv1.weight`, `bn1.running_var`,
+ * `fc.weight`; `encoder.layers.encoder_layer_0.self_attention.in_proj_weight`, `heads.head.weight`).
  * Long work returns a Promise and runs off the JS thread; one call at a time per model.
  */
 import { Dataset } from './dataset.js';
@@ -11,15 +12,40 @@ import type { StateDict } from './state-dict.js';
 export const ARCHS = [
   'resnet8', 'resnet20', 'resnet32', 'resnet56', 'resnet110',
   'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152', 'resnext50_32x4d',
+  // Vision Transformers (native/models/vit.h): torchvision's, then 32x32 / patch-4 shapes for the CPU.
+  'vit_b_16', 'vit_b_32', 'vit_l_16', 'vit_s_p4', 'vit_t_p4', 'vit_mini_p4',
 ] as const;
 export type Arch = (typeof ARCHS)[number];
+
+/** Whether `arch` is a Vision Transformer (no BatchNorm, classifier `heads.head`). */
+export function isViT(arch: string): boolean {
+  return arch.startsWith('vit_');
+}
+
+/**
+ * torchvision before 0.13 named a ViT block's MLP linears `mlp.linear_1` / `mlp.linear_2`; 0.13 and
+ * later (Debian bookworm's 0.14, trixie's 0.21) name them `mlp.0` / `mlp.3`, as btm-node does. Older
+ * names are renamed on load, as torchvision's own loader does; every other name passes unchanged.
+ */
+export function renameLegacyViTKeys(state: StateDict): StateDict {
+  const legacy = /^(encoder\.layers\.encoder_layer_\d+\.mlp\.)linear_([12])\.(weight|bias)$/;
+  if (!state.some((e) => legacy.test(e?.name))) return state;
+  return state.map((e) => {
+    const m = typeof e?.name === 'string' ? legacy.exec(e.name) : null;
+    return m ? { ...e, name: `${m[1]}${m[2] === '1' ? 0 : 3}.${m[3]}` } : e;
+  });
+}
 
 export interface ModelOptions {
   arch: Arch;
   numClasses: number;
   /** Input channels (default 3). */
   inChannels?: number;
-  /** When set, datasets must have images of exactly this height and width. */
+  /**
+   * When set, datasets must have images of exactly this height and width. A ViT is built for one
+   * size (its positional embedding): it must be a multiple of the patch size, and defaults to the
+   * architecture's (224 for vit_b_16, 32 for the *_p4 shapes).
+   */
   imageSize?: number;
   device?: Device;
   /** Seeds the initial weights and every random draw of training (crops, flips, mixup). Default 0. */
@@ -34,7 +60,7 @@ export interface OptimizerOptions {
   /** Default 5e-4 (applied to every trained parameter, as torch.optim.SGD does). */
   weightDecay?: number;
   nesterov?: boolean;
-  /** Which parameters train: the whole model (default), only `fc`, or all but `fc`. */
+  /** Which parameters train: the whole model (default), only the classifier (`fc` / `heads.head`), or all but it. */
   trainable?: Trainable;
   /**
    * Learnable weight scaling (MiSLAS): a per-class logit scale, initialised to 1, trained with the
@@ -123,7 +149,8 @@ export interface EvalOptions {
   /**
    * Inference through a copy of the network with each BatchNorm folded into the convolution before
    * it: the same function in eval mode, faster. The trained weights and the state dict stay unfolded;
-   * the folded copy is rebuilt after they change. Needs bnMode 'eval'. Default false.
+   * the folded copy is rebuilt after they change. Needs bnMode 'eval'. Default false. A ViT has no
+   * BatchNorm: it evaluates unfolded (the same function), whatever this says.
    */
   foldBatchNorm?: boolean;
   /** With low-rank factors attached: 'full' (W_g + B A, default: what the model computes) or 'general' (W_g alone). */
@@ -191,9 +218,13 @@ export class Model implements Disposable {
     return this.handle.stateDict();
   }
 
-  /** Strict: same names, shapes and dtypes; the error lists every difference. */
+  /**
+   * Strict: same names, shapes and dtypes; the error lists every difference. A ViT also takes the
+   * MLP names of torchvision before 0.13 (see renameLegacyViTKeys).
+   */
   loadStateDict(state: StateDict): void {
-    this.handle.loadStateDict(state);
+    const vit = Array.isArray(state) && !this.handle.disposed && isViT(this.handle.info.arch);
+    this.handle.loadStateDict(vit ? renameLegacyViTKeys(state) : state);
   }
 
   /** Gradients of the trained parameters from the last step (copies). */

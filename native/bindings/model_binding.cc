@@ -1,4 +1,4 @@
-// Model: the JS surface of a ResNet on a device with its SGD optimizer. Option parsing lives in
+// Model: the JS surface of a network (ResNet or ViT) on a device with its SGD optimizer. Option parsing lives in
 // bindings/options, state-dict conversion in state_io, the work in core/model_core. Long work
 // (trainEpoch, evaluate) returns a Promise and runs on the device's executor thread; one call at a
 // time per model.

@@ -82,7 +82,7 @@ ModelCore::ModelCore(const ArchSpec& spec_, int64_t num_classes_, int64_t in_cha
   {
     std::lock_guard<std::mutex> lock(g_init_mutex);
     torch::manual_seed(seed);
-    net = ResNet(spec, num_classes, in_channels);
+    net = make_network(spec, num_classes, in_channels, image_size);
   }
   net->to(device);
   set_optimizer(opt_cfg);
@@ -92,8 +92,9 @@ void ModelCore::set_optimizer(const OptimizerConfig& cfg) {
   opt_cfg = cfg;
   slots.clear();
   if (!cfg.lws) fold_lws();
+  const auto head_prefix = net->classifier_prefix();
   for (const auto& p : net->named_parameters()) {
-    const bool is_fc = p.key().rfind("fc.", 0) == 0;
+    const bool is_fc = p.key().rfind(head_prefix, 0) == 0;
     const bool on = cfg.trainable == Trainable::All || (cfg.trainable == Trainable::Classifier) == is_fc;
     auto t = p.value();
     t.set_requires_grad(on);
@@ -104,7 +105,7 @@ void ModelCore::set_optimizer(const OptimizerConfig& cfg) {
     if (!lws_scale.defined()) lws_scale = torch::ones({num_classes}, torch::TensorOptions().device(device));
     lws_scale.set_requires_grad(true);
     lws_scale.mutable_grad() = torch::Tensor();
-    slots.push_back({"fc.lws_scale", lws_scale, {}});
+    slots.push_back({head_prefix + "lws_scale", lws_scale, {}});
   }
   if (low_rank)
     for (const auto& [name, t] : low_rank->parameters()) slots.push_back({name, t, {}});
@@ -137,15 +138,15 @@ void ModelCore::fold_lws() {
   if (!lws_scale.defined()) return;
   weights_changed();
   torch::NoGradGuard no_grad;
-  net->fc->weight.mul_(lws_scale.unsqueeze(1));
-  net->fc->bias.mul_(lws_scale);
+  net->classifier()->weight.mul_(lws_scale.unsqueeze(1));
+  net->classifier()->bias.mul_(lws_scale);
   drop_lws();
 }
 
 void ModelCore::drop_lws() {
   if (!lws_scale.defined()) return;
-  slots.erase(std::remove_if(slots.begin(), slots.end(), [](const ParamSlot& s) { return s.name == "fc.lws_scale"; }),
-              slots.end());
+  const auto name = net->classifier_prefix() + "lws_scale";
+  slots.erase(std::remove_if(slots.begin(), slots.end(), [&](const ParamSlot& s) { return s.name == name; }), slots.end());
   lws_scale = torch::Tensor();
 }
 
@@ -155,9 +156,10 @@ std::vector<std::pair<std::string, torch::Tensor>> ModelCore::export_state() {
     for (auto& [name, t] : st) t = low_rank->merged(name, t);
   if (!lws_scale.defined()) return st;
   torch::NoGradGuard no_grad;
+  const auto head_prefix = net->classifier_prefix();
   for (auto& [name, t] : st) {
-    if (name == "fc.weight") t = t * lws_scale.unsqueeze(1);
-    if (name == "fc.bias") t = t * lws_scale;
+    if (name == head_prefix + "weight") t = t * lws_scale.unsqueeze(1);
+    if (name == head_prefix + "bias") t = t * lws_scale;
   }
   return st;
 }
@@ -186,7 +188,7 @@ void ModelCore::reseed(uint64_t seed) { gen.set_current_seed(seed ^ 0x9E3779B97F
 
 // The classifier head on penultimate features `f`, with a pending LWS scale; hands `f` out on request.
 torch::Tensor ModelCore::head(const torch::Tensor& f, torch::Tensor* features) {
-  auto z = net->fc->forward(f);
+  auto z = net->classifier()->forward(f);
   if (lws_scale.defined()) z = z * lws_scale;
   if (features) *features = f;
   return z;
@@ -231,9 +233,11 @@ torch::Tensor ModelCore::general_logits(const torch::Tensor& x, bool grad, torch
 }
 
 torch::Tensor ModelCore::folded_logits(const torch::Tensor& x, torch::Tensor* features) {
+  const auto resnet = std::dynamic_pointer_cast<ResNetImpl>(net);
+  if (!resnet) return logits(x, features);  // no BatchNorm to fold
   if (!folded) {
     LowRank::FullPath full(low_rank.get());
-    folded = std::make_shared<FoldedResNet>(*net);
+    folded = std::make_shared<FoldedResNet>(*resnet);
   }
   AutocastScope autocast(perf.amp, device);
   LowRank::FullPath full(low_rank.get());  // fc (the head) may carry factors

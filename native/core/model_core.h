@@ -38,9 +38,10 @@ struct ModelCore {
   std::vector<std::pair<std::string, torch::Tensor>> optimizer_state();
   void reseed(uint64_t seed);
   torch::Tensor logits(const torch::Tensor& x, torch::Tensor* features = nullptr);
-  // Eval-mode logits through the BatchNorm-folded copy of the network (built on first use).
+  // Eval-mode logits through the BatchNorm-folded copy of a ResNet (built on first use); a ViT has no
+  // BatchNorm to fold, so this is logits() there (the same function).
   torch::Tensor folded_logits(const torch::Tensor& x, torch::Tensor* features = nullptr);
-  // fc (and LWS) on penultimate features: what logits() and folded_logits() share.
+  // The classifier (and LWS) on penultimate features: what logits() and folded_logits() share.
   torch::Tensor head(const torch::Tensor& f, torch::Tensor* features);
   // Drops the folded copy: call after anything that changes the weights or their layout.
   void weights_changed() { folded.reset(); }
@@ -54,7 +55,7 @@ struct ModelCore {
   // Bytes the model holds natively: parameters, gradients, buffers, momentum.
   int64_t native_bytes() const;
 
-  ResNet net;
+  std::shared_ptr<NetworkImpl> net;  // a ResNet or a ViT (models/network.h)
   ArchSpec spec;
   int64_t num_classes, in_channels, image_size;
   torch::Device device;

@@ -9,7 +9,9 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad,
   return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(pad).groups(groups).bias(false));
 }
 
-const std::vector<ArchSpec>& arch_table() {
+}  // namespace
+
+const std::vector<ArchSpec>& resnet_archs() {
   static const std::vector<ArchSpec> table = {
       {"resnet8", true, false, {1, 1, 1}},
       {"resnet20", true, false, {3, 3, 3}},
@@ -24,27 +26,6 @@ const std::vector<ArchSpec>& arch_table() {
       {"resnext50_32x4d", false, true, {3, 4, 6, 3}, 32, 4},
   };
   return table;
-}
-
-}  // namespace
-
-const std::vector<std::string>& arch_names() {
-  static const std::vector<std::string> names = [] {
-    std::vector<std::string> v;
-    for (const auto& a : arch_table()) v.push_back(a.name);
-    return v;
-  }();
-  return names;
-}
-
-bool find_arch(const std::string& name, ArchSpec* out) {
-  for (const auto& a : arch_table()) {
-    if (a.name == name) {
-      *out = a;
-      return true;
-    }
-  }
-  return false;
 }
 
 BlockImpl::BlockImpl(const ArchSpec& spec, int64_t in_planes, int64_t planes, int64_t stride_)

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "models/network.h"
+
 namespace btm {
 
 struct ArchSpec {
@@ -19,12 +21,11 @@ struct ArchSpec {
   std::vector<int> blocks;  // blocks per stage
   int groups = 1;
   int width_per_group = 64;
+  Family family = Family::ResNet;  // a ViT's config is looked up by name (models/vit.h)
 };
 
-// Known architecture names, for error messages and the TypeScript layer.
-const std::vector<std::string>& arch_names();
-// Returns false when the name is unknown.
-bool find_arch(const std::string& name, ArchSpec* out);
+// The ResNet rows of the architecture table (models/network.h has every family).
+const std::vector<ArchSpec>& resnet_archs();
 
 struct BlockImpl : torch::nn::Module {
   BlockImpl(const ArchSpec& spec, int64_t in_planes, int64_t planes, int64_t stride);
@@ -40,14 +41,14 @@ struct BlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(Block);
 
-struct ResNetImpl : torch::nn::Module {
+struct ResNetImpl : NetworkImpl {
   ResNetImpl(const ArchSpec& spec, int64_t num_classes, int64_t in_channels);
   // Penultimate features: [N, feature_dim].
-  torch::Tensor features(const torch::Tensor& x);
-  torch::Tensor forward(const torch::Tensor& x) { return fc->forward(features(x)); }
+  torch::Tensor features(const torch::Tensor& x) override;
+  torch::nn::Linear& classifier() override { return fc; }
+  std::string classifier_prefix() const override { return "fc."; }
 
   ArchSpec spec;
-  int64_t feature_dim = 0;
   torch::nn::Conv2d conv1{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr};
   std::vector<torch::nn::Sequential> layers;

@@ -43,7 +43,7 @@ export async function btmFineTunesBatched(ctx: StageContext, o: BatchedFineTunes
     const ks = todo.slice(i, i + o.parallel);
     for (const k of ks) await o.start(k);
     const group = MemberGroup.fromState(
-      { arch: ctx.meta.arch, numClasses: ctx.meta.numClasses, inChannels: ctx.meta.inChannels, device, seed: ctx.config.seed },
+      { arch: ctx.meta.arch, numClasses: ctx.meta.numClasses, inChannels: ctx.meta.inChannels, imageSize: ctx.meta.imageSize, device, seed: ctx.config.seed },
       o.base,
       ks.length,
     );

@@ -106,7 +106,7 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
   const device = config.model.device as Device;
   const trainSet = Dataset.fromImageSet(data.train, device);
   const testSet = Dataset.fromImageSet(data.test, device);
-  const model = new Model({ arch: meta.arch, numClasses: meta.numClasses, inChannels: meta.inChannels, device, seed: config.seed });
+  const model = new Model({ arch: meta.arch, numClasses: meta.numClasses, inChannels: meta.inChannels, imageSize: meta.imageSize, device, seed: config.seed });
   applyPerformance(model, config);
   const ctx: StageContext = { config, run, data, trainSet, testSet, model, meta, signal: opts.signal, emit };
   emit({ type: 'log', message: describeRun(config, data.split.length, data.counts) });

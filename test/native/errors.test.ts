@@ -15,7 +15,7 @@ describe('Model constructor', () => {
   it('unknown arch: RangeError listing the known archs', () => {
     expect(() => new Model({ arch: bad('resnet9'), numClasses: 3 })).toThrow(RangeError);
     expect(() => new Model({ arch: bad('resnet9'), numClasses: 3 })).toThrow(
-      /options\.arch: unknown architecture 'resnet9' \(known: resnet8, resnet20.*resnext50_32x4d\)/,
+      /options\.arch: unknown architecture 'resnet9' \(known: resnet8, resnet20.*resnext50_32x4d, vit_b_16, .*vit_mini_p4\)/,
     );
   });
 

@@ -20,6 +20,13 @@ ModelOptions model_options(const Napi::Value& v, const std::string& what) {
   m.num_classes = args::integer(o, what, "numClasses", std::nullopt, 1, defaults::kMaxClasses);
   m.in_channels = args::integer(o, what, "inChannels", defaults::kInChannels, 1, defaults::kMaxInChannels);
   m.image_size = args::integer(o, what, "imageSize", 0, 0, defaults::kMaxImageSize);
+  // A ViT is built for one image size (its positional embedding): the architecture's default when
+  // none is given, and a multiple of its patch size.
+  if (m.image_size == 0) m.image_size = arch_default_image_size(m.spec);
+  const int64_t patch = arch_patch_size(m.spec);
+  if (m.image_size % patch != 0)
+    args::range_error(env, what + ".imageSize: " + arch + " needs a multiple of its patch size " + std::to_string(patch) +
+                               ", got " + std::to_string(m.image_size));
   m.device = device(o, what);
   m.seed = seed(o, what);
   return m;

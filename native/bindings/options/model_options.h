@@ -1,4 +1,5 @@
-// new Model({arch, numClasses, inChannels?, imageSize?, device?, seed?})
+// new Model({arch, numClasses, inChannels?, imageSize?, device?, seed?}); imageSize resolves to the
+// architecture's default (224 for vit_b_16, 0 = any for ResNets) when not given.
 #pragma once
 
 #include <napi.h>
