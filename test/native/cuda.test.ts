@@ -285,6 +285,37 @@ describe.runIf(have)('CUDA', () => {
     cpuDs.dispose();
   });
 
+  // (written after this session's last GPU run: not yet run on a GPU; its CPU half was checked)
+  it('a ViT on CUDA: fp32 follows the CPU, bf16 autocast trains, and a CUDA checkpoint predicts the same on the CPU', async () => {
+    const vo = { arch: 'vit_mini_p4' as const, numClasses: 4, inChannels: 1, imageSize: 16, seed: 5 };
+    const vstart = new Model(vo).stateDict();
+    const make = (device: 'cpu' | 'cuda') => {
+      const m = new Model({ ...vo, device });
+      m.loadStateDict(vstart);
+      m.setOptimizer({ momentum: 0.9, weightDecay: 5e-4 });
+      return m;
+    };
+    const gpuDs = new Dataset(src, 'cuda'), cpuDs = new Dataset(src);
+    const a = make('cpu'), b = make('cuda');
+    const ra = await a.trainEpoch(cpuDs, epochIdx, train);
+    const rb = await b.trainEpoch(gpuDs, epochIdx, train);
+    expect(Math.abs(ra.losses[0] - rb.losses[0]) / ra.losses[0]).toBeLessThan(1e-4); // identical weights, exact fp32
+    for (let i = 0; i < ra.losses.length; i++) expect(Math.abs(ra.losses[i] - rb.losses[i]) / ra.losses[i]).toBeLessThan(1e-2);
+    const eb = await b.evaluate(gpuDs, { logits: true, normalize: norm });
+    const c = new Model({ ...vo, device: 'cpu' });
+    c.loadStateDict(b.stateDict());
+    const ec = await c.evaluate(cpuDs, { logits: true, normalize: norm });
+    expect(maxAbsDiff(ec.logits!, eb.logits!)).toBeLessThan(1e-3);
+    const h = make('cuda');
+    h.setPerformance({ amp: 'bf16' });
+    const rh = await h.trainEpoch(gpuDs, epochIdx, train);
+    expect(Math.abs(rh.losses[0] - ra.losses[0]) / ra.losses[0]).toBeLessThan(3e-2);
+    expect(rh.losses.every(Number.isFinite)).toBe(true);
+    [a, b, c, h].forEach((m) => m.dispose());
+    gpuDs.dispose();
+    cpuDs.dispose();
+  });
+
   it('a CUDA model and a CPU model work at the same time (one executor per device)', async () => {
     const gpuDs = new Dataset(src, 'cuda'), cpuDs = new Dataset(src);
     const g = model('cuda'), c = model('cpu');
