@@ -12,7 +12,7 @@
 #include "bindings/options/perf_options.h"
 #include "bindings/options/train_options.h"
 #include "core/model_core.h"
-#include "state_io.h"
+#include "bindings/state_io.h"
 
 namespace btm {
 

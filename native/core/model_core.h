@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/config.h"
+#include "config.h"
 #include "core/data_core.h"
 #include "models/low_rank.h"
 #include "models/resnet.h"

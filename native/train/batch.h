@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "core/config.h"
+#include "config.h"
 #include "core/data_core.h"
 
 namespace btm {

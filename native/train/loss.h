@@ -3,7 +3,7 @@
 
 #include <torch/torch.h>
 
-#include "core/config.h"
+#include "config.h"
 
 namespace btm {
 

@@ -8,7 +8,7 @@
 
 #include <torch/torch.h>
 
-#include "core/config.h"
+#include "config.h"
 
 namespace btm {
 

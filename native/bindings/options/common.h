@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "core/config.h"
+#include "config.h"
 
 namespace btm::options {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/config.h"
+#include "config.h"
 #include "core/model_core.h"
 
 namespace btm::options {

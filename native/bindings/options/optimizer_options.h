@@ -3,7 +3,7 @@
 
 #include <napi.h>
 
-#include "core/config.h"
+#include "config.h"
 
 namespace btm::options {
 

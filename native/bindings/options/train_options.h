@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "core/config.h"
+#include "config.h"
 #include "core/data_core.h"
 
 namespace btm::options {

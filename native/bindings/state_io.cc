@@ -1,4 +1,4 @@
-#include "state_io.h"
+#include "bindings/state_io.h"
 
 #include <cstring>
 #include <unordered_map>
