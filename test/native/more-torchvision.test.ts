@@ -4,7 +4,7 @@
  * plain layout; torchvision.models.resnet18 loads it strictly and its eval-mode logits equal
  * btm-node's full-path logits. Skipped, with the reason in the suite name, without torchvision.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -16,16 +16,10 @@ import { moreClassWeights } from '../../src/more.js';
 import { readSafetensors, writeSafetensors } from '../../src/safetensors.js';
 import { stateDictToMap } from '../../src/state-dict.js';
 import { randomTask, range } from '../helpers/synthetic.js';
+import { PYTHON, torchvisionUnavailable } from '../helpers/python.js';
 
-const PYTHON = '/usr/bin/python3';
 const FORWARD = fileURLToPath(new URL('../interop/torchvision_forward.py', import.meta.url));
 
-function torchvisionUnavailable(): string | undefined {
-  const r = spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8', timeout: 60_000 });
-  if (r.error) return `${PYTHON} not runnable: ${r.error.message}`;
-  if (r.status !== 0) return `${PYTHON} -c "import torch, torchvision" failed (exit ${r.status}): ${(r.stderr || '').trim().split('\n').pop()}`;
-  return undefined;
-}
 const skipReason = torchvisionUnavailable();
 
 const N = 8, SIZE = 32, C = 5;

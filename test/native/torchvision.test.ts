@@ -5,7 +5,7 @@
  *  - torchvision's own random init -> safetensors -> btm-node loadStateDict: the same comparisons.
  * Skipped, with the reason in the suite name, when torch / torchvision cannot be imported.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -17,22 +17,12 @@ import { readSafetensors, writeSafetensors } from '../../src/safetensors.js';
 import { stateDictToMap, type StateDict, type StateEntry } from '../../src/state-dict.js';
 import { Rng } from '../../src/sampling/rng.js';
 import type { DatasetSource } from '../../src/dataset.js';
-import { PYTHON } from '../helpers/python.js';
+import { PYTHON, torchvisionUnavailable } from '../helpers/python.js';
 
 const INTEROP = fileURLToPath(new URL('../interop/', import.meta.url));
 const FORWARD = path.join(INTEROP, 'torchvision_forward.py');
 const PY_TIMEOUT_MS = 180_000;
 
-/** Why the suite is skipped, or undefined when torch and torchvision import. */
-function torchvisionUnavailable(): string | undefined {
-  const r = spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8', timeout: 60_000 });
-  if (r.error) return `${PYTHON} not runnable: ${r.error.message}`;
-  if (r.status !== 0) {
-    const last = (r.stderr || '').trim().split('\n').pop() ?? '';
-    return `${PYTHON} -c "import torch, torchvision" failed (exit ${r.status}): ${last}`;
-  }
-  return undefined;
-}
 const skipReason = torchvisionUnavailable();
 if (skipReason) console.warn(`torchvision interop tests skipped: ${skipReason}`);
 

@@ -15,7 +15,7 @@
  * 0.14 and btm-node on the same libtorch, the same ops in the same order): 0 (bit-identical).
  * Skipped, with the reason in the suite name, when torch / torchvision cannot be imported.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -26,17 +26,11 @@ import { Model, type Arch } from '../../src/model.js';
 import { readSafetensors, writeSafetensors } from '../../src/safetensors.js';
 import { stateDictToMap, type StateDict, type StateEntry } from '../../src/state-dict.js';
 import { Rng } from '../../src/sampling/rng.js';
+import { PYTHON, torchvisionUnavailable } from '../helpers/python.js';
 
-const PYTHON = '/usr/bin/python3';
 const FORWARD = fileURLToPath(new URL('../interop/vit_forward.py', import.meta.url));
 const PY_TIMEOUT_MS = 300_000;
 
-function torchvisionUnavailable(): string | undefined {
-  const r = spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8', timeout: 60_000 });
-  if (r.error) return `${PYTHON} not runnable: ${r.error.message}`;
-  if (r.status !== 0) return `${PYTHON} -c "import torch, torchvision" failed (exit ${r.status}): ${(r.stderr || '').trim().split('\n').pop()}`;
-  return undefined;
-}
 const skipReason = torchvisionUnavailable();
 if (skipReason) console.warn(`ViT torchvision interop tests skipped: ${skipReason}`);
 
