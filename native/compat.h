@@ -15,6 +15,8 @@
 
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #define BTM_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
@@ -39,6 +41,18 @@ inline void set_cuda_autocast(bool on, at::ScalarType dtype = at::kHalf) {
   at::autocast::set_enabled(on);
 #endif
   if (!on) at::autocast::clear_cache();
+}
+
+// TCPStore options: libtorch 2.x serves the store through libuv by default (`useLibUV`), but Debian's
+// libtorch 2.6 was built without it ("use_libuv was requested but PyTorch was build without libuv
+// support"); the classic server is in every build. Off, where the field exists.
+template <typename T, typename = void>
+struct has_use_libuv : std::false_type {};
+template <typename T>
+struct has_use_libuv<T, std::void_t<decltype(std::declval<T&>().useLibUV)>> : std::true_type {};
+template <typename StoreOptions>
+void tcp_store_without_libuv(StoreOptions& o) {
+  if constexpr (has_use_libuv<StoreOptions>::value) o.useLibUV = false;
 }
 
 // A CPU generator seeded with `seed`.

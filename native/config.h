@@ -61,6 +61,9 @@ struct TrainConfig {
   LossConfig loss;
   bool bn_train = true;  // BatchNorm in train mode (statistics update) or eval mode
   MoreConfig more;
+  // With a process group (data-parallel): this rank's share n_r / N of each step's global batch, which
+  // weights its gradients in the sum over the ranks; empty = 1 / world size for every step.
+  std::vector<float> grad_weights;
 };
 
 struct EvalConfig {

@@ -40,4 +40,10 @@ constexpr int64_t kEvalBatch = 256;
 constexpr double kLossScale = 65536.0;
 constexpr int64_t kLossScaleGrowthInterval = 2000;
 
+// Distributed (c10d): ranks in a group; how long a rendezvous or a collective waits for the others
+// (PyTorch's default is 30 minutes; a rank that dies is seen at once, a hung one after this).
+constexpr int64_t kMaxWorldSize = 65536;
+constexpr int64_t kDistTimeoutMs = 30 * 60 * 1000;
+constexpr int64_t kMaxDistTimeoutMs = int64_t(7) * 24 * 3600 * 1000;
+
 }  // namespace btm::defaults

@@ -24,9 +24,11 @@ import { readMetrics } from './pipeline/run-state.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { defaultKanjiDir, writeKanjiDataset } from './data/kanji.js';
 import { setNumThreads, type Device } from './device.js';
+import { launchLocal } from './distributed/launcher.js';
+import { distFromEnv, parseDistSettings, type DistSettings } from './distributed/settings.js';
 
 /** Options of the CLI itself; every other flag is a config key. */
-const OWN = new Set(['_', '$0', 'preset', 'size', 'config', 'resume', 'json', 'quiet', 'help', 'version', 'out', 'checkpoint', 'runs', 'markdown', 'a', 'b', 'steps']);
+const OWN = new Set(['_', '$0', 'preset', 'size', 'config', 'resume', 'json', 'quiet', 'help', 'version', 'out', 'checkpoint', 'runs', 'markdown', 'a', 'b', 'steps', 'nproc', 'dist']);
 
 /** A usage error (bad flag, missing argument, unknown choice): printed with a pointer to --help, exit 2. */
 export class UsageError extends Error {
@@ -112,10 +114,40 @@ function checkFits(file: string, meta: ModelMeta, set: ImageSet): void {
   }
 }
 
+/** --dist.* flags over torchrun's variables (RANK, WORLD_SIZE, ...), or undefined for a plain run. */
+function distSettings(argv: Record<string, unknown>): DistSettings | undefined {
+  const fromEnv = distFromEnv();
+  const flags = (argv.dist ?? {}) as Record<string, unknown>;
+  const known = ['backend', 'timeout', 'port'];
+  const unknown = Object.keys(flags).filter((k) => !known.includes(k));
+  if (unknown.length) throw new UsageError(`unknown flag(s): ${unknown.map((k) => `--dist.${k}`).join(', ')} (known: ${known.map((k) => `--dist.${k}`).join(', ')})`);
+  if (!fromEnv) return undefined;
+  try {
+    return parseDistSettings({
+      ...fromEnv,
+      ...(flags.backend !== undefined ? { backend: flags.backend as 'gloo' | 'nccl' } : {}),
+      ...(flags.timeout !== undefined ? { timeoutSeconds: Number(flags.timeout) } : {}),
+    });
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+}
+
 async function cmdRun(argv: Record<string, unknown>): Promise<number> {
   const json = Boolean(argv.json);
   const config = parseConfig(buildConfig(argv));
-  const printer = new ProgressPrinter(process.stderr, json || Boolean(argv.quiet));
+  if (argv.nproc !== undefined && process.env.WORLD_SIZE === undefined) {
+    const nproc = Number(argv.nproc);
+    if (!Number.isInteger(nproc) || nproc < 1 || nproc > 1024) throw new UsageError(`--nproc must be an integer in [1, 1024], got ${String(argv.nproc)}`);
+    const port = (argv.dist as Record<string, unknown> | undefined)?.port;
+    if (port !== undefined && !(Number.isInteger(Number(port)) && Number(port) >= 1 && Number(port) <= 65535)) {
+      throw new UsageError(`--dist.port must be an integer in [1, 65535], got ${String(port)}`);
+    }
+    return launchLocal({ nproc, argv: [process.argv[1], ...withoutNproc(process.argv.slice(2))], port: port === undefined ? undefined : Number(port) });
+  }
+  const distributed = distSettings(argv);
+  // the ranks other than 0 print no progress (their errors still go to stderr)
+  const printer = new ProgressPrinter(process.stderr, json || Boolean(argv.quiet) || (distributed?.rank ?? 0) > 0);
   const controller = new AbortController();
   let interrupts = 0;
   const onSigint = () => {
@@ -127,8 +159,9 @@ async function cmdRun(argv: Record<string, unknown>): Promise<number> {
   process.on('SIGINT', onSigint);
   const t0 = performance.now();
   try {
-    const result = await runPipeline(config, { signal: controller.signal, onProgress: printer.handle, resume: Boolean(argv.resume) });
+    const result = await runPipeline(config, { signal: controller.signal, onProgress: printer.handle, resume: Boolean(argv.resume), distributed });
     printer.finish();
+    if ((distributed?.rank ?? 0) > 0) return result.status === 'complete' ? 0 : 130;
     if (json) {
       process.stdout.write(JSON.stringify(result, null, 2) + '\n');
     } else {
@@ -141,6 +174,16 @@ async function cmdRun(argv: Record<string, unknown>): Promise<number> {
     printer.finish();
     process.off('SIGINT', onSigint);
   }
+}
+
+/** The command line without --nproc (and its value): what each rank runs. */
+function withoutNproc(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--nproc') i++;
+    else if (!args[i].startsWith('--nproc=')) out.push(args[i]);
+  }
+  return out;
 }
 
 async function cmdEval(argv: Record<string, unknown>): Promise<number> {
@@ -346,6 +389,11 @@ export async function main(args: string[]): Promise<number> {
         .option('resume', { type: 'boolean', describe: 'continue the run in <runDir>/<name> from its last finished epoch; same flags as its first start ' +
           '(only settings of stages not started yet may change)' })
         .option('quiet', { type: 'boolean', describe: 'no progress output' })
+        .option('nproc', { type: 'number', describe: 'start N ranks on this machine (c10d: Gloo on CPU, NCCL on CUDA) and supervise them; ' +
+          'under torchrun / Slurm, set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT instead' })
+        .option('dist.backend', { choices: ['gloo', 'nccl'], describe: 'distributed backend (default: gloo on CPU, nccl on CUDA)' })
+        .option('dist.port', { type: 'number', describe: 'with --nproc: the rendezvous port (default: a free one)' })
+        .option('dist.timeout', { type: 'number', describe: 'seconds a rendezvous or a collective waits for the other ranks (default 1800)' })
         .epilog(`Every config key is also a flag (a JSON value for a loss: --posttrain.loss '{"type":"las"}'); btm config shows the values a ` +
           `preset and flags give. Datasets: ${DATASETS.join(', ')}.\n\n` + keyHelp()), wrap(cmdRun))
     .command('eval <checkpoint>', "evaluate a checkpoint on the configured dataset's test set", (y) =>

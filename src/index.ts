@@ -10,6 +10,10 @@ export { cudaAvailable, deviceCount, setNumThreads, getNumThreads, setCudaDeterm
 export type { Device } from './device.js';
 export { doctor, formatDoctor, nodeSupported, SUPPORTED_NODE, type DoctorReport, type DoctorProblem } from './doctor.js';
 
+// Distributed (c10d process groups: Gloo / NCCL).
+export { ProcessGroup, distBackends, type ProcessGroupOptions } from './distributed/process-group.js';
+export { shardEpoch, perRankBatch, type Shard } from './distributed/shard.js';
+
 // Weights and checkpoints.
 export type { StateDict, StateEntry, DType } from './state-dict.js';
 export { readSafetensors, writeSafetensors } from './safetensors.js';

@@ -8,6 +8,7 @@ import { Dataset } from './dataset.js';
 import type { Device } from './device.js';
 import { native, type NativeEvalResult, type NativeModel, type NativeModelInfo, type NativeTrainResult } from './native.js';
 import type { StateDict } from './state-dict.js';
+import { processGroupHandle, type ProcessGroup } from './distributed/process-group.js';
 
 export const ARCHS = [
   'resnet8', 'resnet20', 'resnet32', 'resnet56', 'resnet110',
@@ -112,6 +113,8 @@ export interface TrainOptions {
   bnMode?: 'train' | 'eval';
   /** MORE's rebalancing term (needs setLowRank). */
   more?: MoreTrainOptions;
+  /** With a process group: this rank's share n_r / N of each step's global batch (one per step). */
+  gradWeights?: Float32Array | number[];
 }
 
 /**
@@ -271,6 +274,25 @@ export class Model implements Disposable {
    */
   setLowRank(options: LowRankOptions): void {
     this.handle.setLowRank(options);
+  }
+
+  /**
+   * Data-parallel training over a process group (null: alone again): every trainEpoch step sums the
+   * gradients over the ranks, each weighted by options.gradWeights (its share of the global batch;
+   * default 1 / worldSize), before the SGD step. All ranks must train the same number of steps.
+   */
+  setProcessGroup(group: ProcessGroup | null): void {
+    this.handle.setProcessGroup(group === null ? null : processGroupHandle(group, 'Model.setProcessGroup'));
+  }
+
+  /** Collective: every rank's model gets `root`'s weights, buffers and SGD momentum. */
+  broadcastFrom(group: ProcessGroup, root = 0): Promise<void> {
+    return processGroupHandle(group, 'Model.broadcastFrom').broadcastModel(this.handle, root);
+  }
+
+  /** Collective: BatchNorm running statistics become their mean over the ranks (data-parallel epoch end). */
+  averageBuffers(group: ProcessGroup): Promise<void> {
+    return processGroupHandle(group, 'Model.averageBuffers').averageBuffers(this.handle);
   }
 
   /** W_g += B A for good and the factors dropped (no-op without factors). */

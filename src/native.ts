@@ -57,6 +57,7 @@ export interface NativeModel {
   setPerformance(options?: object): void;
   setLowRank(options: object): void;
   mergeLowRank(): void;
+  setProcessGroup(group: object | null): void;
   readonly lowRank: { rank: number; layers: string[] } | null;
   trainEpoch(dataset: NativeDataset, indices: Int32Array, options: object): Promise<NativeTrainResult>;
   evaluate(dataset: NativeDataset, indices: Int32Array | null, options?: object): Promise<NativeEvalResult>;
@@ -118,6 +119,8 @@ export interface NativeDefaults {
   imageSize: NativeRange;
   lossScale: number;
   lossScaleGrowthInterval: number;
+  distTimeoutMs: NativeRange;
+  worldSize: NativeRange;
 }
 
 export interface NativeAddon {

@@ -179,6 +179,8 @@ Napi::Value Defaults(const Napi::CallbackInfo& info) {
   o.Set("imageSize", range(0, 0, double(d::kMaxImageSize)));
   o.Set("lossScale", d::kLossScale);
   o.Set("lossScaleGrowthInterval", double(d::kLossScaleGrowthInterval));
+  o.Set("distTimeoutMs", range(double(d::kDistTimeoutMs), 100, double(d::kMaxDistTimeoutMs)));
+  o.Set("worldSize", range(none, 1, double(d::kMaxWorldSize)));
   return o;
 }
 
@@ -191,6 +193,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   init_model(env, exports, data);
   init_dataset(env, exports, data);
   init_member_group(env, exports);
+  init_process_group(env, exports, data);
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable, "cudaAvailable"));
   exports.Set("deviceCount", Napi::Function::New(env, DeviceCount, "deviceCount"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));

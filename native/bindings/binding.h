@@ -17,6 +17,7 @@
 namespace btm {
 
 struct ModelCore;
+class DistGroup;
 
 // Runs `fn` and rethrows any C++/libtorch exception as a JS Error carrying libtorch's message.
 template <typename F>
@@ -35,6 +36,7 @@ auto guarded(const Napi::Env& env, const std::string& where, F&& fn) -> decltype
 struct AddonData {
   Napi::FunctionReference model_ctor;
   Napi::FunctionReference dataset_ctor;
+  Napi::FunctionReference process_group_ctor;
   std::shared_ptr<Completions> completions;
 };
 
@@ -64,6 +66,11 @@ std::shared_ptr<DataCore> unwrap_dataset(const Napi::Value& v, const std::string
 void init_model(Napi::Env env, Napi::Object exports, AddonData* data);
 // Returns the live ModelCore behind a JS Model, or throws TypeError naming `what`.
 std::shared_ptr<ModelCore> unwrap_model(const Napi::Value& v, const std::string& what);
+
+// c10d process groups (bindings/dist_binding.cc).
+void init_process_group(Napi::Env env, Napi::Object exports, AddonData* data);
+// Returns the live DistGroup behind a JS ProcessGroup, or throws TypeError naming `what`.
+std::shared_ptr<DistGroup> unwrap_process_group(const Napi::Value& v, const std::string& what);
 
 // Members trained and evaluated together (bindings/member_group_binding.cc).
 void init_member_group(Napi::Env env, Napi::Object exports);

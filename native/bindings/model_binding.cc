@@ -33,6 +33,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceMethod<&ModelWrap::SetPerformance>("setPerformance"),
                         InstanceMethod<&ModelWrap::SetLowRank>("setLowRank"),
                         InstanceMethod<&ModelWrap::MergeLowRank>("mergeLowRank"),
+                        InstanceMethod<&ModelWrap::SetProcessGroup>("setProcessGroup"),
                         InstanceAccessor<&ModelWrap::LowRankInfo>("lowRank"),
                         InstanceMethod<&ModelWrap::TrainEpoch>("trainEpoch"),
                         InstanceMethod<&ModelWrap::Evaluate>("evaluate"),
@@ -198,6 +199,25 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return env.Undefined();
   }
 
+  // setProcessGroup(group: ProcessGroup | null): sync. With a group, every trainEpoch step sums the
+  // gradients over its ranks (weighted by options.gradWeights, else 1 / worldSize) before the SGD step:
+  // data-parallel training, the ranks calling trainEpoch with the same number of steps. Throws when busy,
+  // or for an NCCL group on another device.
+  Napi::Value SetProcessGroup(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto& m = idle(env, "setProcessGroup");
+    if (info[0].IsNull() || info[0].IsUndefined()) {
+      m.dist.reset();
+      return env.Undefined();
+    }
+    auto g = unwrap_process_group(info[0], "Model.setProcessGroup: group");
+    if (g->config().backend == "nccl" && g->device() != m.device)
+      throw Napi::Error::New(env, "Model.setProcessGroup: the model is on " + m.device.str() +
+                                      " but this NCCL group reduces on " + g->device().str());
+    m.dist = g;
+    return env.Undefined();
+  }
+
   // lowRank -> {rank, layers: string[]} while factors are attached, else null.
   Napi::Value LowRankInfo(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -272,6 +292,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     const auto cfg = options::train_options(info[2], where + ": options", *data, int64_t(idx.size()), m.num_classes, m.in_channels);
     if (cfg.more.on() && !m.low_rank)
       throw Napi::Error::New(env, where + ": options.more needs low-rank factors: call setLowRank({rank}) first");
+    if (!cfg.grad_weights.empty() && !m.dist)
+      throw Napi::Error::New(env, where + ": options.gradWeights needs a process group: call setProcessGroup(group) first");
     auto core = core_;
     return start<TrainResult>(
         env, where, [core, data, idx = std::move(idx), cfg] { return core->train(*data, idx, cfg); },

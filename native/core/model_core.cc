@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "compat.h"
+#include "distributed/model_sync.h"
 #include "runtime/executor.h"
 #include "train/batch.h"
 #include "train/loss.h"
@@ -281,7 +282,10 @@ TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& i
       loss = loss + cfg.more.coefficients[s] *
                         more_discrepancy(cfg.more.discrepancy, logits, general, b.y, b.y_mix, b.lam, more_weights);
     }
-    if (scaler.backward(loss, slots)) sgd_step(slots, opt_cfg, cfg.lrs[s]);
+    const auto sync = [&] {  // data-parallel: this rank's gradients weighted by its share, summed
+      if (dist) sync_gradients(*dist, slots, cfg.grad_weights.empty() ? 1.0 / dist->size() : cfg.grad_weights[s]);
+    };
+    if (scaler.backward(loss, slots, sync)) sgd_step(slots, opt_cfg, cfg.lrs[s]);
     else ++skipped;
     log.record(loss, logits, b);
   }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config.h"
+#include "distributed/dist_group.h"
 #include "core/data_core.h"
 #include "models/low_rank.h"
 #include "models/resnet.h"
@@ -67,6 +68,7 @@ struct ModelCore {
   LossScaler scaler;             // fp16 autocast on CUDA
   std::shared_ptr<LowRank> low_rank;     // MORE's factors while a MORE stage trains, else null
   std::shared_ptr<FoldedResNet> folded;  // inference-only, BatchNorm folded; null until asked for
+  std::shared_ptr<DistGroup> dist;       // data-parallel: gradients summed over its ranks each step
   std::atomic<bool> busy{false};
 };
 

@@ -43,19 +43,20 @@ void zero_grad(std::vector<ParamSlot>& slots) {
   for (auto& slot : slots) slot.param.mutable_grad() = torch::Tensor();
 }
 
-bool LossScaler::backward(const torch::Tensor& loss, std::vector<ParamSlot>& slots) {
+bool LossScaler::backward(const torch::Tensor& loss, std::vector<ParamSlot>& slots, const std::function<void()>& after) {
   if (!enabled_) {
     loss.backward();
+    if (after) after();
     return true;
   }
   (loss * scale_).backward();
   torch::NoGradGuard no_grad;
+  for (auto& slot : slots)
+    if (slot.param.grad().defined()) slot.param.mutable_grad().mul_(1.0 / scale_);
+  if (after) after();
   auto bad = torch::zeros({}, loss.options().dtype(torch::kFloat));
-  for (auto& slot : slots) {
-    if (!slot.param.grad().defined()) continue;
-    slot.param.mutable_grad().mul_(1.0 / scale_);
-    bad += torch::isfinite(slot.param.grad()).logical_not().sum();
-  }
+  for (auto& slot : slots)
+    if (slot.param.grad().defined()) bad += torch::isfinite(slot.param.grad()).logical_not().sum();
   if (bad.item<float>() > 0) {
     scale_ /= 2;
     good_steps_ = 0;

@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,8 +31,10 @@ void zero_grad(std::vector<ParamSlot>& slots);
 // Disabled, it is a plain backward.
 class LossScaler {
  public:
-  // Runs backward of `loss`; returns whether the optimizer may step (false: overflow, step skipped).
-  bool backward(const torch::Tensor& loss, std::vector<ParamSlot>& slots);
+  // Runs backward of `loss`, then `after` (data-parallel: the gradients' all-reduce) on the unscaled
+  // gradients; returns whether the optimizer may step (false: overflow, step skipped). The overflow
+  // check comes after `after`, so every rank of a group skips the same steps.
+  bool backward(const torch::Tensor& loss, std::vector<ParamSlot>& slots, const std::function<void()>& after = {});
   void set_enabled(bool on) { enabled_ = on; }
   bool enabled() const { return enabled_; }
   double scale() const { return scale_; }

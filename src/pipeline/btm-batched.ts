@@ -29,6 +29,8 @@ export interface BatchedFineTunes {
   start: (k: number) => Promise<void>;
   /** Merge-validation indices and how to score a member's predictions on them (only for non-uniform merges). */
   validation?: { indices: Int32Array; score: (preds: Int32Array) => { harmonicMean: number; geometricMean: number } };
+  /** Only the members k for which this holds (a distributed run: this rank's). */
+  only?: (k: number) => boolean;
   /** Records member k's test-set evaluation (only with btm.evalEach). */
   record?: (k: number, preds: Int32Array, seconds: number) => Promise<void>;
 }
@@ -38,7 +40,7 @@ export async function btmFineTunesBatched(ctx: StageContext, o: BatchedFineTunes
   const { run } = ctx;
   const bs = c.batchSize;
   const device = ctx.config.model.device as Device;
-  const todo = o.subsets.map((_, k) => k).filter((k) => !run.isFinished(`btm-${k}`));
+  const todo = o.subsets.map((_, k) => k).filter((k) => !run.isFinished(`btm-${k}`) && (o.only?.(k) ?? true));
   for (let i = 0; i < todo.length; i += o.parallel) {
     const ks = todo.slice(i, i + o.parallel);
     for (const k of ks) await o.start(k);

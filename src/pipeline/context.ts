@@ -3,6 +3,7 @@ import type { ModelMeta } from '../checkpoint.js';
 import type { Config } from '../config.js';
 import type { Dataset } from '../dataset.js';
 import type { Model } from '../model.js';
+import type { ProcessGroup } from '../distributed/process-group.js';
 import type { RunData } from './data.js';
 import type { ResultRow, RunDir } from './run-state.js';
 
@@ -45,6 +46,13 @@ export interface StageContext {
   meta: ModelMeta;
   signal?: AbortSignal;
   emit: (e: ProgressEvent) => void;
+  /** A distributed run: this rank's group. Rank 0 writes the run directory; the others keep it in memory. */
+  dist?: { group: ProcessGroup; rank: number; worldSize: number };
+}
+
+/** Whether this process writes the run directory (rank 0 of a distributed run, or a plain run). */
+export function isWriter(ctx: Pick<StageContext, 'dist'>): boolean {
+  return !ctx.dist || ctx.dist.rank === 0;
 }
 
 /** Thrown inside a run when its signal fires; the run ends with status 'interrupted'. */

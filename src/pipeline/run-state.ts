@@ -85,6 +85,8 @@ export class RunDir {
   private constructor(
     readonly dir: string,
     readonly state: RunStateFile,
+    /** False on the ranks of a distributed run other than rank 0: they keep the state in memory only. */
+    readonly writer = true,
   ) {}
 
   /**
@@ -167,6 +169,14 @@ export class RunDir {
     return new RunDir(dir, state);
   }
 
+  /**
+   * A rank other than 0 of a distributed run: the same state, kept in memory (rank 0 writes the
+   * files); its save() and logMetrics() write nothing.
+   */
+  static follower(dir: string, state: RunStateFile): RunDir {
+    return new RunDir(dir, state, false);
+  }
+
   path(...parts: string[]): string {
     return join(this.dir, ...parts);
   }
@@ -198,10 +208,12 @@ export class RunDir {
    * readMetrics, and an epoch run again after --resume replaces its earlier record there).
    */
   logMetrics(record: MetricsRecord): Promise<void> {
+    if (!this.writer) return Promise.resolve();
     return appendFile(join(this.dir, METRICS_FILE), JSON.stringify(record) + '\n');
   }
 
   save(): Promise<void> {
+    if (!this.writer) return Promise.resolve();
     return writeJsonAtomic(join(this.dir, 'state.json'), this.state);
   }
 }

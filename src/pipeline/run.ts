@@ -19,6 +19,9 @@ import { loadRunData } from './data.js';
 import { RUN_FORMAT, RUN_FORMAT_VERSION, RunDir, stageOfStep, type ResultRow, type RunStateFile } from './run-state.js';
 import { btm, evaluateStep, fc, posttrain, pretrain, restoreStep } from './stages.js';
 import { applyPerformance } from './trainer.js';
+import { ProcessGroup } from '../distributed/process-group.js';
+import { parseDistSettings, type DistSettings, type DistSettingsInput } from '../distributed/settings.js';
+import { perRankBatch } from '../distributed/shard.js';
 
 export interface RunOptions {
   /** Stops the run after the current chunk of steps; the run directory stays resumable. */
@@ -26,6 +29,13 @@ export interface RunOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Continue the run in <runDir>/<name> from where it stopped (the config must match the saved one; see runPipeline). */
   resume?: boolean;
+  /**
+   * Run as one rank of a distributed run (c10d: Gloo on CPU, NCCL on CUDA): data-parallel pre-training,
+   * fc and post-training, BTM members fanned out over the ranks. Every rank calls runPipeline with the
+   * same config; rank 0 serves the rendezvous at host:port and writes the run directory, which every
+   * rank must see (one machine, or a shared file system). See distFromEnv for torchrun's variables.
+   */
+  distributed?: DistSettingsInput;
 }
 
 export interface RunResult {
@@ -62,6 +72,8 @@ function stageDone(run: RunDir, stage: StageName): boolean {
  */
 export async function runPipeline(input: ConfigInput | Config, opts: RunOptions = {}): Promise<RunResult> {
   const parsed = parseConfig(input);
+  const dist = opts.distributed ? parseDistSettings(opts.distributed) : undefined;
+  const leader = !dist || dist.rank === 0;
   const dir = join(parsed.runDir, parsed.name);
   let config = parsed;
   let resumed: { state: RunStateFile; changed: string[] } | undefined;
@@ -70,10 +82,13 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
     const changed = checkResumeChanges(dir, saved.config, parsed, saved.state);
     config = changed.length ? parsed : saved.config;
     resumed = { state: saved.state, changed };
-  } else {
+  } else if (leader) {
     RunDir.checkNew(dir);
   }
-  checkDevice(config.model.device);
+  if (dist) checkDistributed(config, dist);
+  // each rank of a distributed CUDA run on the GPU of its local rank
+  const device = (dist && config.model.device === 'cuda' ? `cuda:${dist.localRank}` : config.model.device) as Device;
+  checkDevice(device);
   const data = await loadRunData(config);
   const meta: ModelMeta = {
     arch: config.model.arch,
@@ -85,30 +100,47 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
   };
   if (config.model.init) await checkInit(config.model.init, meta);
 
+  // every check passed on every rank (they run the same checks on the same config): join the group
+  const group = dist ? await joinGroup(dist, device) : undefined;
   let run: RunDir;
-  if (resumed) {
-    run = RunDir.resumed(dir, resumed.state);
-    if (resumed.changed.length) await writeJsonAtomic(run.path('config.json'), config);
-  } else {
-    run = await RunDir.create(dir, config);
+  try {
+    if (leader) {
+      if (resumed) {
+        run = RunDir.resumed(dir, resumed.state);
+        if (resumed.changed.length) await writeJsonAtomic(run.path('config.json'), config);
+      } else {
+        run = await RunDir.create(dir, config);
+      }
+    }
+    if (group) {
+      await group.barrier(); // rank 0 has created (or re-read) the run directory
+      if (!leader) run = RunDir.follower(dir, resumed?.state ?? RunDir.readExisting(dir).state);
+      await checkSameState(group, run!, dir);
+    }
+  } catch (e) {
+    group?.dispose();
+    throw e;
   }
+  run = run!;
   const emit = opts.onProgress ?? (() => {});
   if (config.threads) setNumThreads(config.threads);
 
   const stageChanges = resumed?.changed.filter((k) => k !== 'runDir') ?? [];
   if (stageChanges.length) emit({ type: 'log', message: `--resume: settings of stages not started yet changed: ${stageChanges.join(', ')}` });
   const splitFile = run.path('split.txt');
-  if (!existsSync(splitFile)) {
+  if (leader && !existsSync(splitFile)) {
     await writeFileAtomic(splitFile, formatSplitList(data.split, data.train.labels, {
       numClasses: data.train.numClasses, seed: config.data.splitSeed, profile: config.data.profile, imbalanceFactor: config.data.imbalanceFactor,
     }));
   }
-  const device = config.model.device as Device;
   const trainSet = Dataset.fromImageSet(data.train, device);
   const testSet = Dataset.fromImageSet(data.test, device);
   const model = new Model({ arch: meta.arch, numClasses: meta.numClasses, inChannels: meta.inChannels, imageSize: meta.imageSize, device, seed: config.seed });
   applyPerformance(model, config);
-  const ctx: StageContext = { config, run, data, trainSet, testSet, model, meta, signal: opts.signal, emit };
+  const ctx: StageContext = {
+    config, run, data, trainSet, testSet, model, meta, signal: opts.signal, emit,
+    dist: group && { group, rank: group.rank, worldSize: group.worldSize },
+  };
   emit({ type: 'log', message: describeRun(config, data.split.length, data.counts) });
 
   const stages = config.pipeline.filter((s) => !(s === 'pretrain' && config.model.init));
@@ -116,7 +148,7 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
     if (config.model.init) {
       if (!run.isFinished('init')) {
         await restoreStep(ctx, config.model.init);
-        await evaluateStep(ctx, 'init', 'init', `initial model (${config.model.init})`);
+        if (leader) await evaluateStep(ctx, 'init', 'init', `initial model (${config.model.init})`);
         await run.finish('init');
       }
     }
@@ -134,19 +166,56 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
       last = stageOutput(run, stage);
       loaded = true;
     }
-    await writeCharts(ctx);
-    await writeResults(ctx, 'complete');
+    if (leader) {
+      await writeCharts(ctx);
+      await writeResults(ctx, 'complete');
+    }
     return { status: 'complete', dir, rows: run.state.rows, checkpoint: last, timings: run.state.timings };
   } catch (e) {
     if (!(e instanceof RunInterrupted)) throw e;
     await run.save();
-    await writeResults(ctx, 'interrupted');
+    if (leader) await writeResults(ctx, 'interrupted');
     emit({ type: 'log', message: `${e.message}; continue with --resume (run directory ${dir})` });
     return { status: 'interrupted', dir, rows: run.state.rows, timings: run.state.timings };
   } finally {
     model.dispose();
     trainSet.dispose();
     testSet.dispose();
+    group?.dispose();
+  }
+}
+
+/** What a distributed run needs of the config: global batches the world size divides. */
+function checkDistributed(config: Config, dist: DistSettings): void {
+  for (const stage of ['pretrain', 'fc', 'posttrain'] as const) {
+    if (!config.pipeline.includes(stage)) continue;
+    try {
+      perRankBatch(config[stage].batchSize, dist.worldSize, `${stage}.batchSize`);
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
+  }
+}
+
+async function joinGroup(dist: DistSettings, device: string): Promise<ProcessGroup> {
+  const backend = dist.backend ?? (device === 'cpu' ? 'gloo' : 'nccl');
+  try {
+    return await ProcessGroup.init({
+      rank: dist.rank, worldSize: dist.worldSize, host: dist.host, port: dist.port, backend,
+      timeoutMs: Math.round(dist.timeoutSeconds * 1000), device: backend === 'nccl' ? device : 'cpu',
+    });
+  } catch (e) {
+    throw new Error(`distributed run: ${(e as Error).message}`);
+  }
+}
+
+/** Every rank must resume from the same point: rank 0's finished steps and partial epoch against ours. */
+async function checkSameState(group: ProcessGroup, run: RunDir, dir: string): Promise<void> {
+  const mine = Float32Array.of(run.state.finished.length, run.state.partial?.epoch ?? -1);
+  const lead = await group.broadcastValues(mine, 0);
+  if (lead[0] !== mine[0] || lead[1] !== mine[1]) {
+    throw new Error(`distributed run: rank ${group.rank} sees another run state in ${dir} than rank 0 ` +
+      `(${mine[0]} finished steps, partial epoch ${mine[1]}; rank 0: ${lead[0]}, ${lead[1]}): every rank must see the same run directory (a shared file system)`);
   }
 }
 

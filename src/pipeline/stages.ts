@@ -13,7 +13,8 @@ import { formatSplitList } from '../sampling/longtail.js';
 import { Rng } from '../sampling/rng.js';
 import { btmSubsets, classAwareEpoch, groupByClass, uniformEpoch } from '../sampling/samplers.js';
 import type { StateDict } from '../state-dict.js';
-import type { StageContext } from './context.js';
+import { isWriter, type StageContext } from './context.js';
+import { allreduceMerge } from '../distributed/merge.js';
 import { lossOptions } from './losses.js';
 import { rowFromSummary } from './run-state.js';
 import { btmFineTunesBatched } from './btm-batched.js';
@@ -53,10 +54,13 @@ async function runStage(ctx: StageContext, loop: EpochLoop, more: MoreConfig | u
 }
 
 async function finishStep(ctx: StageContext, step: string, file: string, stage: string, label: string): Promise<void> {
-  await saveCheckpoint(file, ctx.model, ctx.meta, { stage, step });
-  await evaluateStep(ctx, step, stage, label);
+  // a distributed run: the ranks' models are equal; rank 0 writes and evaluates
+  if (isWriter(ctx)) {
+    await saveCheckpoint(file, ctx.model, ctx.meta, { stage, step });
+    await evaluateStep(ctx, step, stage, label);
+  }
   await ctx.run.finish(step);
-  await rm(ctx.run.path(`${step.replace(/\W/g, '_')}.partial.safetensors`), { force: true });
+  if (isWriter(ctx)) await rm(ctx.run.path(`${step.replace(/\W/g, '_')}.partial.safetensors`), { force: true });
 }
 
 /** Loads a finished step's checkpoint into ctx.model (used when resuming past it). */
@@ -127,17 +131,24 @@ export async function btm(ctx: StageContext): Promise<void> {
   };
 
   // btm.parallel (default: all members at once) > 1: members trained and evaluated together
-  const parallel = Math.min(c.parallel ?? subsets.length, subsets.length);
+  // a distributed run fans the members out: rank r fine-tunes members r, r + W, r + 2W, ...
+  const dist = ctx.dist;
+  const mine = (k: number) => !dist || k % dist.worldSize === dist.rank;
+  const ownCount = subsets.filter((_, k) => mine(k)).length;
+  // member rows are written by the writer; with several ranks it evaluates the others' members after
+  // the merge (from their checkpoints), so only its own are evaluated here
+  const evalHere = c.evalEach && isWriter(ctx);
+  const parallel = Math.min(c.parallel ?? ownCount, ownCount);
   if (parallel > 1) {
     await btmFineTunesBatched(ctx, {
-      base, subsets, files, parallel, train: trainOptions, start: startMember,
+      base, subsets, files, parallel, train: trainOptions, start: startMember, only: mine,
       validation: c.merge !== 'uniform' ? { indices: validation, score: scoreOfPreds } : undefined,
-      record: c.evalEach ? (k, preds, seconds) => evaluateStep(ctx, `btm-${k}`, 'btm', `BTM fine-tune #${k + 1}`, { preds, seconds }) : undefined,
+      record: evalHere ? (k, preds, seconds) => evaluateStep(ctx, `btm-${k}`, 'btm', `BTM fine-tune #${k + 1}`, { preds, seconds }) : undefined,
     });
   }
   for (const [k, subset] of subsets.entries()) {
     const step = `btm-${k}`;
-    if (run.isFinished(step)) continue;
+    if (run.isFinished(step) || !mine(k)) continue;
     await startMember(k);
     model.loadStateDict(base);
     model.setOptimizer({ momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov, trainable: c.trainable });
@@ -147,12 +158,14 @@ export async function btm(ctx: StageContext): Promise<void> {
       epochIndices: (_e, rng) => uniformEpoch(subset, rng),
       train: trainOptions,
       resumable: false,
+      local: true,
     });
     await saveCheckpoint(files[k], model, ctx.meta, { stage: 'btm', step, subset: String(k) });
     if (c.merge !== 'uniform') run.state.scores[step] = await scoreOf();
-    if (c.evalEach) await evaluateStep(ctx, step, 'btm', `BTM fine-tune #${k + 1}`);
+    if (evalHere) await evaluateStep(ctx, step, 'btm', `BTM fine-tune #${k + 1}`);
     await run.finish(step);
   }
+  if (dist) await gatherMembers(ctx, subsets.length, files, mine);
 
   ctx.emit({ type: 'step', step: 'btm-merge', stage: 'btm', message: `merging ${files.length} fine-tuned models (${c.merge})` });
   const t0 = performance.now();
@@ -161,7 +174,15 @@ export async function btm(ctx: StageContext): Promise<void> {
   let merged: StateDict;
   let members = files.map((_, k) => k);
   let weights = files.map(() => 1);
-  if (c.merge === 'uniform') {
+  if (dist && c.merge === 'uniform') {
+    // one all-reduce of the members' weights, each rank contributing those it fine-tuned
+    const own = await Promise.all(files.filter((_, k) => mine(k)).map(async (f) => ({ state: (await readCheckpoint(f)).state, weight: 1 })));
+    merged = await allreduceMerge(dist.group, own, base, files.length);
+  } else if (dist && !isWriter(ctx)) {
+    // adaptive / greedy merges are computed by rank 0 (from the members' checkpoints) and sent out
+    await model.broadcastFrom(dist.group, 0);
+    merged = model.stateDict();
+  } else if (c.merge === 'uniform') {
     merged = await mergeFiles(files);
   } else if (c.merge.startsWith('adaptive')) {
     weights = adaptiveWeights(scores);
@@ -182,11 +203,42 @@ export async function btm(ctx: StageContext): Promise<void> {
   const total = weights.reduce((a, b) => a + b, 0);
   (run.state.merges ??= {})['btm-merge'] = { strategy: c.merge, members, weights: weights.map((w) => w / total) };
   const mergedFile = run.path('btm', 'merged.safetensors');
-  await saveState(mergedFile, merged, ctx.meta, { stage: 'btm', step: 'btm-merge', strategy: c.merge, members: members.join(',') });
   model.loadStateDict(merged);
+  if (dist && c.merge !== 'uniform' && isWriter(ctx)) await model.broadcastFrom(dist.group, 0);
+  if (isWriter(ctx)) await saveState(mergedFile, merged, ctx.meta, { stage: 'btm', step: 'btm-merge', strategy: c.merge, members: members.join(',') });
   run.addTime('btm-merge', (performance.now() - t0) / 1000);
-  await evaluateStep(ctx, 'btm-merge', 'btm', `BTM merged (${c.merge}${members.length < files.length ? `, ${members.length} of ${files.length}` : ''})`);
+  if (isWriter(ctx)) await evaluateStep(ctx, 'btm-merge', 'btm', `BTM merged (${c.merge}${members.length < files.length ? `, ${members.length} of ${files.length}` : ''})`);
   await run.finish('btm-merge');
+}
+
+/**
+ * A distributed BTM stage after each rank has fine-tuned its members: every rank learns the others'
+ * merge-validation scores (one all-reduce), waits until every checkpoint is written, and records every
+ * member as finished; with btm.evalEach, rank 0 evaluates the members of the other ranks from their
+ * checkpoints (every rank must see the run directory).
+ */
+async function gatherMembers(ctx: StageContext, n: number, files: string[], mine: (k: number) => boolean): Promise<void> {
+  const { run, model } = ctx;
+  const dist = ctx.dist!;
+  const local = new Float32Array(2 * n);
+  for (let k = 0; k < n; k++) {
+    const s = run.state.scores[`btm-${k}`];
+    if (mine(k) && s) [local[2 * k], local[2 * k + 1]] = [s.harmonicMean, s.geometricMean];
+  }
+  const [all] = await dist.group.allreduce([local]);
+  if (ctx.config.btm.merge !== 'uniform') {
+    for (let k = 0; k < n; k++) run.state.scores[`btm-${k}`] = { harmonicMean: all[2 * k], geometricMean: all[2 * k + 1] };
+  }
+  if (isWriter(ctx) && ctx.config.btm.evalEach) {
+    const current = model.stateDict();
+    for (let k = 0; k < n; k++) {
+      if (mine(k) || run.state.rows.some((r) => r.step === `btm-${k}`)) continue;
+      model.loadStateDict((await readCheckpoint(files[k])).state);
+      await evaluateStep(ctx, `btm-${k}`, 'btm', `BTM fine-tune #${k + 1}`);
+    }
+    model.loadStateDict(current);
+  }
+  for (let k = 0; k < n; k++) await run.finish(`btm-${k}`);
 }
 
 export async function posttrain(ctx: StageContext): Promise<void> {

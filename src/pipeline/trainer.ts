@@ -10,7 +10,8 @@ import { Rng } from '../sampling/rng.js';
 import { learningRates } from '../schedule.js';
 import { moreTrainOptions, type MoreConfig } from '../more.js';
 import type { Model } from '../model.js';
-import { DivergenceError, RunInterrupted, type StageContext } from './context.js';
+import { shardEpoch } from '../distributed/shard.js';
+import { DivergenceError, isWriter, RunInterrupted, type StageContext } from './context.js';
 import { stageOfStep } from './run-state.js';
 
 export interface EpochLoop {
@@ -23,6 +24,11 @@ export interface EpochLoop {
   more?: { config: MoreConfig; counts: readonly number[] };
   /** Write a training-state checkpoint after every epoch (long stages). */
   resumable: boolean;
+  /**
+   * In a distributed run, train on this rank alone (a BTM member it owns) instead of data-parallel
+   * over the group (the default for a distributed run's stages).
+   */
+  local?: boolean;
 }
 
 const CHUNK_STEPS = 16;
@@ -62,6 +68,18 @@ export function lossName(t: EpochLoop['train']): string {
 
 /** Trains `loop.schedule.epochs` epochs (resuming after the last checkpointed one); returns seconds spent. */
 export async function runEpochs(ctx: StageContext, loop: EpochLoop): Promise<number> {
+  const dist = loop.local ? undefined : ctx.dist;
+  if (!dist) return trainEpochs(ctx, loop);
+  // data-parallel: every step's gradients summed over the ranks; all ranks start from rank 0's model
+  ctx.model.setProcessGroup(dist.group);
+  try {
+    return await trainEpochs(ctx, loop, dist);
+  } finally {
+    ctx.model.setProcessGroup(null);
+  }
+}
+
+async function trainEpochs(ctx: StageContext, loop: EpochLoop, dist?: StageContext['dist']): Promise<number> {
   const { model, run } = ctx;
   const { epochs, batchSize } = loop.schedule;
   const stage = stageOfStep(loop.step);
@@ -73,24 +91,45 @@ export async function runEpochs(ctx: StageContext, loop: EpochLoop): Promise<num
     first = Number(metadata.epoch) + 1;
     ctx.emit({ type: 'log', message: `${loop.step}: resuming after epoch ${first}/${epochs}` });
   }
+  if (dist) await model.broadcastFrom(dist.group, 0);
+  const trainBn = loop.train.bnMode !== 'eval';
+  // per rank: the same global order, each rank its part of every global batch
+  const localBatch = dist ? batchSize / dist.worldSize : batchSize;
   const stream = new Rng(ctx.config.seed).fork(streamId(loop.step));
   const started = performance.now();
   for (let epoch = first; epoch < epochs; epoch++) {
     const rng = stream.fork(epoch);
-    model.manualSeed(rng.nextUint32());
+    const seed = rng.nextUint32();
+    // a rank's own random stream (crops, flips, mixup); rank 0's is the single-process one
+    model.manualSeed(dist && dist.rank > 0 ? (seed ^ Math.imul(dist.rank, 0x9e3779b1)) >>> 0 : seed);
     let order = loop.epochIndices(epoch, rng);
-    // a last batch of one cannot pass train-mode BatchNorm: leave that sample out of this epoch
-    if (loop.train.bnMode !== 'eval' && order.length % batchSize === 1) order = order.subarray(0, order.length - 1);
-    const stepsPerEpoch = Math.ceil(order.length / batchSize);
+    let gradWeights: Float32Array | undefined;
+    let stepsPerEpoch: number;
+    let globalImages: number;
+    if (dist) {
+      // a last global batch too small to give every rank 2 samples (train-mode BatchNorm) is left out
+      const shard = shardEpoch(order, batchSize, dist.rank, dist.worldSize, trainBn ? 2 : 1);
+      globalImages = order.length - shard.dropped;
+      order = shard.indices;
+      gradWeights = shard.gradWeights;
+      stepsPerEpoch = shard.steps;
+    } else {
+      // a last batch of one cannot pass train-mode BatchNorm: leave that sample out of this epoch
+      if (trainBn && order.length % batchSize === 1) order = order.subarray(0, order.length - 1);
+      stepsPerEpoch = Math.ceil(order.length / batchSize);
+      globalImages = order.length;
+    }
     const t0 = performance.now();
     let lossSum = 0, accSum = 0, steps = 0, firstLr = NaN;
     for (let s = 0; s < stepsPerEpoch; s += CHUNK_STEPS) {
       const count = Math.min(CHUNK_STEPS, stepsPerEpoch - s);
-      const chunk = order.subarray(s * batchSize, Math.min(order.length, (s + count) * batchSize));
+      const chunk = order.subarray(s * localBatch, Math.min(order.length, (s + count) * localBatch));
       const lr = learningRates(loop.schedule, epoch * stepsPerEpoch + s, count, stepsPerEpoch);
       if (s === 0) firstLr = lr[0];
       const more = loop.more && moreTrainOptions(loop.more.config, loop.more.counts, epoch * stepsPerEpoch + s, count, epochs * stepsPerEpoch);
-      const r = await model.trainEpoch(ctx.trainSet, chunk, { ...loop.train, batchSize, lr, more });
+      const r = await model.trainEpoch(ctx.trainSet, chunk, {
+        ...loop.train, batchSize: localBatch, lr, more, ...(gradWeights ? { gradWeights: gradWeights.subarray(s, s + count) } : {}),
+      });
       for (let i = 0; i < r.steps; i++) {
         if (!(Math.abs(r.losses[i]) <= LOSS_LIMIT)) {
           const what = Number.isFinite(r.losses[i]) ? `the loss exploded to ${r.losses[i].toPrecision(3)} (limit ${LOSS_LIMIT})` : `the loss became ${r.losses[i]}`;
@@ -100,21 +139,26 @@ export async function runEpochs(ctx: StageContext, loop: EpochLoop): Promise<num
         accSum += r.accs[i];
       }
       steps += r.steps;
-      const done = (epoch - first) * order.length + Math.min(order.length, (s + count) * batchSize);
+      const done = (epoch - first) * order.length + Math.min(order.length, (s + count) * localBatch);
       const total = (epochs - first) * order.length;
       const rate = done / ((performance.now() - started) / 1000);
       ctx.emit({
         type: 'train', stage, step: loop.step, epoch: epoch + 1, epochs, done, total,
-        loss: lossSum / steps, acc: accSum / steps, imagesPerSec: rate, etaSeconds: (total - done) / rate,
+        loss: lossSum / steps, acc: accSum / steps, imagesPerSec: rate * (dist?.worldSize ?? 1), etaSeconds: (total - done) / rate,
       });
-      if (ctx.signal?.aborted) throw new RunInterrupted(loop.step);
+      // the ranks stop at the same chunk: one small all-reduce of "this rank was asked to stop"
+      const aborted = ctx.signal?.aborted ?? false;
+      if (dist ? (await dist.group.allreduce([Float32Array.of(aborted ? 1 : 0)]))[0][0] > 0 : aborted) throw new RunInterrupted(loop.step);
     }
+    // data-parallel with train-mode BatchNorm: each rank's running statistics saw its own parts of the
+    // batches; their mean makes the ranks' models equal again (as the weights already are)
+    if (dist && trainBn) await model.averageBuffers(dist.group);
     // a loss can stay finite while a weight or a BatchNorm statistic does not: check them once an epoch
     const bad = nonFiniteWeight(model);
     if (bad) throw new DivergenceError(stage, loop.step, epoch + 1, loop.schedule.lr, `the weights became non-finite (${bad})`);
     const seconds = (performance.now() - t0) / 1000;
     run.addTime(loop.step, seconds);
-    const imagesPerSec = order.length / seconds;
+    const imagesPerSec = globalImages / seconds;
     const elapsed = (performance.now() - started) / 1000;
     const epochRecord = { stage, step: loop.step, epoch: epoch + 1, epochs, lr: firstLr, loss: lossSum / steps, acc: accSum / steps, imagesPerSec, seconds };
     ctx.emit({ type: 'epoch', ...epochRecord, etaSeconds: (elapsed / (epoch + 1 - first)) * (epochs - epoch - 1) });
@@ -123,7 +167,7 @@ export async function runEpochs(ctx: StageContext, loop: EpochLoop): Promise<num
       trainLoss: epochRecord.loss, trainAccuracy: epochRecord.acc, imagesPerSec, seconds,
     });
     if (loop.resumable && epoch + 1 < epochs) {
-      await saveTrainingState(partialFile, model, ctx.meta, { step: loop.step, epoch: String(epoch) });
+      if (isWriter(ctx)) await saveTrainingState(partialFile, model, ctx.meta, { step: loop.step, epoch: String(epoch) });
       run.state.partial = { step: loop.step, epoch, file: partialFile };
       await run.save();
     }

@@ -57,12 +57,14 @@ TrainConfig train_options(const Napi::Value& v, const std::string& what, const D
                           int64_t num_classes, int64_t in_channels) {
   const auto o = args::object(v, what);
   auto keys = train_option_keys();
-  keys.push_back("more");  // a lone model's option: MORE's term (not in trainMembers)
+  keys.push_back("more");         // a lone model's options: MORE's term (not in trainMembers) and the
+  keys.push_back("gradWeights");  // data-parallel weights of its gradients
   args::only(o, what, keys);
   TrainConfig cfg = train_shared_options(o, what, data, num_classes, in_channels);
   const int64_t steps = train_steps(cfg, n);
   cfg.lrs = lr_options(o, what, steps);
   cfg.more = more_options(o, what, steps, num_classes);
+  cfg.grad_weights = args::floats(o, what, "gradWeights", steps, 0, 1);
   if (cfg.bn_train) check_batches(v.Env(), what, n, cfg.batch_size, cfg.drop_last);
   return cfg;
 }
