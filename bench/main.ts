@@ -20,13 +20,14 @@ import { cudaThroughput } from './cuda.js';
 import { btmOverhead } from './btm-overhead.js';
 import { fmt, loadAddon, median, PYTHON, ROOT, torchPeer } from './common.js';
 import { crossing } from './crossing.js';
+import { distributedBench } from './distributed.js';
 import { cifarForwardFlops, cifarTrainFlops } from './flops.js';
 import { mergeBench } from './merge.js';
 import { ARCH, caseLabel, CLASSES, throughput } from './native-vs-peers.js';
 import { profileStep } from './profile.js';
 import { serveBench } from './serve.js';
 
-const SECTIONS = ['throughput', 'flops', 'profile', 'crossing', 'merge', 'btm', 'btm-batched', 'serve', 'cuda'] as const;
+const SECTIONS = ['throughput', 'flops', 'profile', 'crossing', 'merge', 'btm', 'btm-batched', 'serve', 'cuda', 'distributed'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** Targets of the issue; FLOP_TARGET is the fraction of the matmul peak we state for the batch-128 step. */
@@ -224,6 +225,16 @@ if (want('btm-batched')) {
       `target <= ${bound}x: ${ok ? 'met' : 'MISSED'}; runs ${r.batchedS.map((x) => fmt(x)).join('/')} vs ${r.sequentialS.map((x) => fmt(x)).join('/')} s`);
   }
   out.btmBatched = results;
+}
+
+// ---- distributed (c10d Gloo on loopback): data-parallel 1 vs 2 ranks, all-reduce cost, BTM fan-out ---
+if (want('distributed')) {
+  const d = await distributedBench({ quick, log });
+  out.distributed = d;
+  const [one, two] = d.dp;
+  row(`data-parallel train img/s, ${d.label}, 2 ranks x 1 thread`, two.imagesPerSec, '1 rank x 1 thread', one.imagesPerSec);
+  row('gradient all-reduce ms per step, 2 ranks', two.allreduceMs, 'step ms', two.stepMs, `${two.parameters} parameters`, two.allreduceMs / two.stepMs);
+  row('BTM fan-out wall s, 4 members, 2 ranks', d.fanout[1].seconds, '1 rank s', d.fanout[0].seconds, `merge (one all-reduce) ${fmt(d.fanout[1].mergeSeconds)} s`);
 }
 
 // ---- CUDA train throughput vs PyTorch eager on the same card ----------------------------------------
