@@ -20,6 +20,7 @@
 #   --skip LIST  leave out these steps (comma-separated: cuda-tests, bench, main, tests)
 #   --main-timeout S, --suite-timeout S   stop the main job / the whole suite after S seconds
 #               (recorded as a failure with its time), so a short lease still gets every step
+#   --nccl      also build the addon with BTM_NCCL=1 (build-nccl/) and run scripts/gpu/nccl-check.mjs
 # PYTHON=/path/to/python picks the Python whose torch to build against (default python3).
 set -uo pipefail
 pack=""
@@ -30,6 +31,7 @@ src=""
 main_timeout=0
 suite_timeout=0
 skip=","
+nccl=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-cuda) cuda=0; shift ;;
@@ -39,6 +41,7 @@ while [ $# -gt 0 ]; do
     --main-timeout) main_timeout=$2; shift 2 ;;
     --suite-timeout) suite_timeout=$2; shift 2 ;;
     --skip) skip=",$2,"; shift 2 ;;
+    --nccl) nccl=1; shift ;;
     -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     *) pack=$1; shift ;;
@@ -127,6 +130,12 @@ cuda_tests() {
   BTM_TEST_CUDA=1 npx vitest run --reporter=default --reporter=json --outputFile.json="$out/cuda-tests.json" test/native/cuda.test.ts
 }
 [ "$cuda" = 1 ] && wanted cuda-tests && step "cuda tests (test/native/cuda.test.ts, BTM_TEST_CUDA=1)" cuda-tests.log cuda_tests
+
+nccl_check() {
+  BTM_NCCL=1 node node_modules/cmake-js/bin/cmake-js compile --out build-nccl --parallel "$(nproc)" || return 1
+  BTM_NODE_ADDON="$PWD/build-nccl/Release/btm_node.node" node scripts/gpu/nccl-check.mjs
+}
+[ "$nccl" = 1 ] && step "nccl (BTM_NCCL=1 build, scripts/gpu/nccl-check.mjs)" nccl.log nccl_check
 
 bench() {
   local args=(--no-tfjs)
