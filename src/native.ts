@@ -58,6 +58,8 @@ export interface NativeModel {
   setLowRank(options: object): void;
   mergeLowRank(): void;
   readonly lowRank: { rank: number; layers: string[] } | null;
+  setPeft(options: object): void;
+  readonly peft: object | null;
   trainEpoch(dataset: NativeDataset, indices: Int32Array, options: object): Promise<NativeTrainResult>;
   evaluate(dataset: NativeDataset, indices: Int32Array | null, options?: object): Promise<NativeEvalResult>;
   dispose(): void;
