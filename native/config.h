@@ -10,7 +10,8 @@
 
 namespace btm {
 
-enum class Trainable { All, Classifier, Backbone };
+// Peft: the head and what the attached PEFT modules choose (models/peft.h)
+enum class Trainable { All, Classifier, Backbone, Peft };
 enum class Amp { None, BF16, FP16 };
 enum class LossKind { SoftTargetCE, GML };
 

@@ -6,7 +6,8 @@
  * `optimizer.<param>.momentum_buffer` and the epoch in the metadata.
  */
 import { arg, is, type Check } from './args.js';
-import { ARCHS, Model, type Arch } from './model.js';
+import { ARCHS, Model, PEFT_MODULES, type Arch } from './model.js';
+import { peftMeta, type PeftMeta } from './lift.js';
 import { readSafetensors, writeSafetensors, type Metadata } from './safetensors.js';
 import type { StateDict } from './state-dict.js';
 
@@ -22,6 +23,8 @@ export interface ModelMeta {
   /** Per-channel normalisation on the [0,1] scale, applied before the network. */
   normalize?: { mean: number[]; std: number[] };
   classNames?: string[];
+  /** PEFT modules the model carried (src/lift.ts); AdaptFormer / adapters are attached before loading. */
+  peft?: PeftMeta;
 }
 
 export interface Checkpoint {
@@ -40,6 +43,13 @@ export const checkModelMeta: Check<ModelMeta> = (v, what) => {
     imageSize: is.integer({ min: 1 }),
     normalize: is.optional(is.object({ mean: is.array(is.number()), std: is.array(is.number()) })),
     classNames: is.optional(is.array(is.string())),
+    peft: is.optional(is.object({
+      modules: is.array(is.oneOf(PEFT_MODULES)),
+      rank: is.optional(is.integer({ min: 1 })),
+      bottleneck: is.optional(is.integer({ min: 1 })),
+      head: is.oneOf(['linear', 'cosine'] as const),
+      cosineScale: is.optional(is.number()),
+    })),
   })(v, what) as ModelMeta;
   const { normalize: norm, inChannels, classNames, numClasses } = meta;
   if (norm && (norm.mean.length !== inChannels || norm.std.length !== inChannels)) {
@@ -68,7 +78,8 @@ export async function saveCheckpoint(file: string, model: Model, meta: ModelMeta
   arg(fn, 'model', model, is.instance(Model));
   arg(fn, 'meta', meta, checkModelMeta);
   arg(fn, 'extra', extra, EXTRA);
-  await writeSafetensors(file, model.stateDict(), encodeMeta(meta, extra));
+  const peft = model.peft;
+  await writeSafetensors(file, model.stateDict(), encodeMeta(peft ? { ...meta, peft: peftMeta(peft) } : meta, extra));
 }
 
 /** Writes a merged or otherwise computed state with the model metadata. */
@@ -116,6 +127,8 @@ export interface CheckpointSummary {
   imageSize?: number;
   normalize?: { mean: number[]; std: number[] };
   classNames?: string[];
+  /** PEFT modules the checkpoint carries (LoRA / SSF / BitFit / norm merged in; AdaptFormer / adapters by name). */
+  peft?: PeftMeta;
   /** The pipeline stage that wrote it (pretrain, fc, btm-member, btm-merge, posttrain, merge, ...). */
   stage?: string;
   /** Metadata entries other than format, model and stage. */
@@ -156,13 +169,14 @@ export async function checkpointSummary(file: string): Promise<CheckpointSummary
     return { ...summary, note: 'no btm-node model metadata: architecture, classes and normalisation are unknown' };
   }
   const meta = decodeMeta(file, metadata);
-  return { ...summary, arch: meta.arch, numClasses: meta.numClasses, inChannels: meta.inChannels, imageSize: meta.imageSize, normalize: meta.normalize, classNames: meta.classNames };
+  return { ...summary, arch: meta.arch, numClasses: meta.numClasses, inChannels: meta.inChannels, imageSize: meta.imageSize, normalize: meta.normalize, classNames: meta.classNames, peft: meta.peft };
 }
 
 /** Weights + momentum buffers + epoch, to resume a stage after its last finished epoch. */
 export async function saveTrainingState(file: string, model: Model, meta: ModelMeta, extra: Metadata): Promise<void> {
   const optimizer = model.optimizerState().map((e) => ({ ...e, name: OPTIMIZER_PREFIX + e.name }));
-  await writeSafetensors(file, [...model.stateDict(), ...optimizer], encodeMeta(meta, extra));
+  const peft = model.peft;
+  await writeSafetensors(file, [...model.stateDict(), ...optimizer], encodeMeta(peft ? { ...meta, peft: peftMeta(peft) } : meta, extra));
 }
 
 /** Loads weights and momentum buffers written by saveTrainingState into a model whose optimizer is set. */

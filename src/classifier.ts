@@ -15,6 +15,7 @@ import { Dataset } from './dataset.js';
 import type { Device } from './device.js';
 import { summarize, type Summary } from './metrics.js';
 import { Model } from './model.js';
+import { preparePeftModel } from './lift.js';
 
 /**
  * Default `maxBatch`: the images one merged forward may hold. Measured on the CIFAR resnet20, 2 CPU
@@ -292,6 +293,7 @@ export async function loadModel(file: string, opts: { device?: Device; maxBatch?
   const { state, meta } = await readCheckpoint(file);
   const model = new Model({ arch: meta.arch, numClasses: meta.numClasses, inChannels: meta.inChannels, imageSize: meta.imageSize, device: o.device ?? 'cpu' });
   try {
+    preparePeftModel(model, meta.peft); // AdaptFormer / adapters / a cosine head
     model.loadStateDict(state);
   } catch (e) {
     model.dispose();

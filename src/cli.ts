@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { saveState, readCheckpoint, type ModelMeta } from './checkpoint.js';
+import { formatPeft } from './lift.js';
 import { checkCompatible, evaluate, loadModel } from './classifier.js';
 import { ConfigError, DATASETS, parseConfig, type Config, type ConfigInput } from './config.js';
 import type { ImageSet } from './data/image-set.js';
@@ -337,6 +338,7 @@ export function formatInfo(file: string, info: Awaited<ReturnType<typeof checkpo
     ['classes', classes],
     ['normalisation', norm],
     ['stage', stage],
+    ...(meta.peft ? [['peft', formatPeft(meta.peft)] as [string, string]] : []),
     ...(metadata.format ? [['format', metadata.format] as [string, string]] : []),
     ...rest.map(([k, v]) => [k, String(v)] as [string, string]),
   ];

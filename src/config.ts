@@ -6,11 +6,12 @@
 import { z } from 'zod';
 import { ARCHS } from './model.js';
 import { MoreSchema } from './more.js';
+import { LiftModuleFields } from './lift.js';
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 const nonneg = z.number().min(0);
 
-export const STAGES = ['pretrain', 'fc', 'btm', 'posttrain'] as const;
+export const STAGES = ['pretrain', 'fc', 'lift', 'btm', 'posttrain'] as const;
 export type StageName = (typeof STAGES)[number];
 
 export const DATASETS = ['fashion-mnist', 'mnist-idx', 'cifar10', 'cifar100', 'list', 'synthetic', 'kanji'] as const;
@@ -131,13 +132,27 @@ export const BtmSchema = z.strictObject({
   /** N_D balanced subsets, N_C images per class each. */
   numSubsets: int(1, 1000).default(10),
   perClass: int(1, 100000).default(10),
-  /** What the fine-tunes train (the paper's table 8). */
-  trainable: z.enum(['all', 'backbone', 'classifier']).default('all'),
+  /**
+   * What the fine-tunes train (the paper's table 8); 'peft': the lift.* modules and head only (the
+   * lift-btm preset; the modules are attached first when no lift stage ran).
+   */
+  trainable: z.enum(['all', 'backbone', 'classifier', 'peft']).default('all'),
   merge: z.enum(MERGE_STRATEGIES).default('uniform'),
   /** Fine-tunes trained together in one native call (default: all; 1 = one after another). */
   parallel: int(1, 1000).optional(),
   /** Evaluate each fine-tuned model on the test set (a row per fine-tune, like table 5). */
   evalEach: z.boolean().default(true),
+});
+
+/**
+ * LIFT's lightweight fine-tune (src/lift.ts): the trunk frozen, only the chosen PEFT modules and the
+ * head train, on the long-tailed set with the logit-adjusted loss.
+ */
+export const LiftSchema = z.strictObject({
+  ...ScheduleFields,
+  ...AugmentFields,
+  loss: LossSchema.default({ type: 'logit-adjust', tau: 1 }),
+  ...LiftModuleFields,
 });
 
 export const PosttrainSchema = z.strictObject({
@@ -172,6 +187,7 @@ export const ConfigSchema = z
     model: ModelSchema.prefault({}),
     pretrain: PretrainSchema,
     fc: FcSchema,
+    lift: LiftSchema,
     btm: BtmSchema,
     posttrain: PosttrainSchema,
     eval: EvalSchema.prefault({}),
@@ -190,7 +206,7 @@ export const ConfigSchema = z
     if (c.data.dataset === 'list' && (!c.data.trainList || !c.data.testList || !c.data.root || !c.data.imageSize)) {
       ctx.addIssue({ code: 'custom', path: ['data'], message: "dataset 'list' needs trainList, testList, root and imageSize" });
     }
-    for (const stage of ['pretrain', 'btm', 'posttrain'] as const) {
+    for (const stage of ['pretrain', 'lift', 'btm', 'posttrain'] as const) {
       if (c[stage].loss.type === 'gml' && c[stage].mixupAlpha > 0) {
         ctx.addIssue({ code: 'custom', path: [stage, 'loss'], message: 'the GML loss does not take mixup: set mixupAlpha to 0' });
       }

@@ -53,7 +53,8 @@ export interface ModelOptions {
   seed?: number;
 }
 
-export type Trainable = 'all' | 'classifier' | 'backbone';
+/** 'peft': the head and what setPeft chose (the rest of the trunk frozen). */
+export type Trainable = 'all' | 'classifier' | 'backbone' | 'peft';
 
 export interface OptimizerOptions {
   /** Default 0.9. */
@@ -138,6 +139,35 @@ export interface LowRankOptions {
   rank: number;
   /** Module paths or prefixes ('fc', 'layer3', 'layer3.0.conv1'); default every trained conv / linear layer. */
   layers?: string[];
+}
+
+/** Parameter-efficient fine-tuning modules (native/models/peft.h; the README's "LIFT" section). */
+export const PEFT_MODULES = ['bitfit', 'norm', 'lora', 'ssf', 'adaptformer', 'adapter'] as const;
+export type PeftModuleName = (typeof PEFT_MODULES)[number];
+
+/** Model.setPeft: modules attached to the trunk, each an exact no-op at the start. */
+export interface PeftOptions {
+  /** ViT: bitfit, norm, lora, ssf, adaptformer; ResNet: bitfit, norm, ssf, adapter. */
+  modules: PeftModuleName[];
+  /** LoRA rank r on the attention's q and v (scaling 1/r); default 8, at most the width D. */
+  rank?: number;
+  /** AdaptFormer width; default 2^max(0, floor(log2(C / (2 L)))) as LIFT. */
+  bottleneck?: number;
+  /** 'cosine': s cos(f, w_c) with no bias (LIFT's head); default 'linear'. */
+  head?: 'linear' | 'cosine';
+  /** The cosine head's scale s (default 25). */
+  cosineScale?: number;
+}
+
+/** What Model.peft reports. */
+export interface PeftInfo {
+  modules: PeftModuleName[];
+  rank?: number;
+  bottleneck?: number;
+  head: 'linear' | 'cosine';
+  cosineScale?: number;
+  /** Elements of the tensors the current optimizer trains (head included). */
+  trainedParameters: number;
 }
 
 export interface EvalOptions {
@@ -303,6 +333,21 @@ export class Model implements Disposable {
   /** The attached low-rank factors ({rank, layers}), or null. */
   get lowRank(): { rank: number; layers: string[] } | null {
     return this.handle.lowRank;
+  }
+
+  /**
+   * Attaches PEFT modules (LIFT): LoRA / SSF swap effective weights in at forward time and are merged
+   * into the exported state (stateDict() has the torchvision layout); AdaptFormer / adapters are
+   * registered submodules exported as `...adaptformer.*` / `...adapter.weight`. Then
+   * setOptimizer({trainable: 'peft'}) trains them and the head only. One set per model.
+   */
+  setPeft(options: PeftOptions): void {
+    this.handle.setPeft(options);
+  }
+
+  /** The attached PEFT modules, or null. */
+  get peft(): PeftInfo | null {
+    return this.handle.peft as PeftInfo | null;
   }
 
   /** Trains over `indices` in order, in batches; returns the loss and batch accuracy of every step. */

@@ -59,6 +59,8 @@ export interface NativeModel {
   mergeLowRank(): void;
   setProcessGroup(group: object | null): void;
   readonly lowRank: { rank: number; layers: string[] } | null;
+  setPeft(options: object): void;
+  readonly peft: object | null;
   trainEpoch(dataset: NativeDataset, indices: Int32Array, options: object): Promise<NativeTrainResult>;
   evaluate(dataset: NativeDataset, indices: Int32Array | null, options?: object): Promise<NativeEvalResult>;
   dispose(): void;

@@ -7,7 +7,7 @@
  */
 import type { ConfigInput, StageName } from './config.js';
 
-export const METHODS = ['ce', 'crt', 'mislas', 'btm', 'btm-fc', 'more', 'more-btm'] as const;
+export const METHODS = ['ce', 'crt', 'mislas', 'btm', 'btm-fc', 'more', 'more-btm', 'lift', 'lift-btm'] as const;
 export type Method = (typeof METHODS)[number];
 export const SIZES = ['cpu', 'paper'] as const;
 export type Size = (typeof SIZES)[number];
@@ -15,12 +15,19 @@ export type Size = (typeof SIZES)[number];
 type DeepPartial<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
 export type ConfigPatch = DeepPartial<ConfigInput>;
 
+/**
+ * LIFT's recipe (shijxcs/LIFT): 10 epochs, SGD lr 0.01, momentum 0.9, wd 5e-4, batch 128, cosine
+ * schedule, logit-adjusted CE (tau 1), cosine head (scale 25) from class means; the same at both sizes.
+ */
+const LIFT_STAGE: ConfigPatch['lift'] = { epochs: 10, lr: 0.01, batchSize: 128, weightDecay: 5e-4, schedule: 'cosine' };
+
 /** Full stage settings for each size (every stage is defined so any pipeline can run). */
 const SIZE_DEFAULTS: Record<Size, ConfigPatch> = {
   cpu: {
     model: { arch: 'resnet20' },
     pretrain: { epochs: 25, lr: 0.1, batchSize: 128, warmupEpochs: 1, schedule: 'cosine', weightDecay: 5e-4, cropPadding: 2, hflip: true, mixupAlpha: 0.2 },
     fc: { epochs: 5, lr: 0.05, batchSize: 128 },
+    lift: LIFT_STAGE,
     btm: { epochs: 30, lr: 0.01, batchSize: 32, cropPadding: 2, hflip: true, mixupAlpha: 0.2, numSubsets: 10, perClass: 10 },
     posttrain: { epochs: 10, lr: 0.05, batchSize: 128, perClass: 4 },
   },
@@ -33,6 +40,7 @@ const SIZE_DEFAULTS: Record<Size, ConfigPatch> = {
       weightDecay: 2e-4, cropPadding: 4, hflip: true, mixupAlpha: 1.0,
     },
     fc: { epochs: 10, lr: 0.1, batchSize: 128 },
+    lift: LIFT_STAGE,
     btm: { epochs: 30, lr: 0.01, batchSize: 32, cropPadding: 4, hflip: true, mixupAlpha: 0.2, numSubsets: 10, perClass: 10 },
     posttrain: { epochs: 10, lr: 0.05, batchSize: 128, perClass: 4 },
   },
@@ -52,6 +60,10 @@ const METHOD_PRESETS: Record<Method, { pipeline: StageName[]; patch: ConfigPatch
   'btm-fc': { pipeline: ['pretrain', 'fc', 'btm', 'posttrain'], patch: { posttrain: LAS_POST } },
   more: { pipeline: ['pretrain', 'posttrain'], patch: { pretrain: MORE_PRE, posttrain: LAS_POST } },
   'more-btm': { pipeline: ['pretrain', 'btm', 'posttrain'], patch: { pretrain: MORE_PRE, posttrain: LAS_POST } },
+  // LIFT: a frozen trunk (from --model.init; pre-trained here without it) + lift.modules + cosine head + LA loss
+  lift: { pipeline: ['pretrain', 'lift'], patch: {} },
+  // BTM over the lightweight parameters: N_D fine-tunes of the modules and head on balanced subsets, merged
+  'lift-btm': { pipeline: ['pretrain', 'btm'], patch: { btm: { trainable: 'peft' } } },
 };
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

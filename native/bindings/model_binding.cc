@@ -9,6 +9,7 @@
 #include "bindings/options/model_options.h"
 #include "bindings/options/more_options.h"
 #include "bindings/options/optimizer_options.h"
+#include "bindings/options/peft_options.h"
 #include "bindings/options/perf_options.h"
 #include "bindings/options/train_options.h"
 #include "core/model_core.h"
@@ -35,6 +36,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceMethod<&ModelWrap::MergeLowRank>("mergeLowRank"),
                         InstanceMethod<&ModelWrap::SetProcessGroup>("setProcessGroup"),
                         InstanceAccessor<&ModelWrap::LowRankInfo>("lowRank"),
+                        InstanceMethod<&ModelWrap::SetPeft>("setPeft"),
+                        InstanceAccessor<&ModelWrap::PeftInfo>("peft"),
                         InstanceMethod<&ModelWrap::TrainEpoch>("trainEpoch"),
                         InstanceMethod<&ModelWrap::Evaluate>("evaluate"),
                         InstanceMethod<&ModelWrap::Dispose>("dispose"),
@@ -103,6 +106,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto& m = idle(env, "loadStateDict");
     load_strict(info[0], "Model.loadStateDict", "does not match " + m.spec.name, m.state());
     m.drop_lws();
+    if (m.peft) {  // the model computes the loaded weights: LoRA B = 0, SSF the identity
+      m.peft->reset();
+      for (auto& s : m.slots)
+        if (Peft::is_extra(s.name)) s.momentum = torch::Tensor();
+    }
     if (m.low_rank) {  // the model computes the loaded weights: B = 0, factors' momentum restarts
       m.low_rank->reset();
       for (auto& s : m.slots)
@@ -125,7 +133,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto& m = idle(env, "loadOptimizerState");
     std::vector<std::pair<std::string, torch::Tensor>> targets;
     for (auto& s : m.slots) {
-      if (LowRank::is_factor(s.name)) continue;  // not saved (ModelCore::optimizer_state)
+      if (LowRank::is_factor(s.name) || Peft::is_extra(s.name)) continue;  // not saved (ModelCore::optimizer_state)
       if (!s.momentum.defined()) s.momentum = torch::zeros_like(s.param);
       targets.emplace_back(s.name + ".momentum_buffer", s.momentum);
     }
@@ -149,6 +157,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Env env = info.Env();
     auto& m = idle(env, "setOptimizer");
     const auto cfg = options::optimizer_options(info[0], "Model.setOptimizer: options");
+    if (cfg.trainable == Trainable::Peft && !m.peft)
+      throw Napi::Error::New(env, "Model.setOptimizer: trainable 'peft' needs PEFT modules: call setPeft({modules}) first");
+    if (cfg.lws && m.peft && m.peft->config().cosine_scale > 0)
+      throw Napi::Error::New(env, "Model.setOptimizer: lws does not combine with a cosine head (setPeft head 'cosine')");
     guarded(env, "Model.setOptimizer", [&] {
       m.set_optimizer(cfg);
       return 0;
@@ -178,6 +190,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto& m = idle(env, "setLowRank");
     if (m.low_rank)
       throw Napi::Error::New(env, "Model.setLowRank: low-rank factors are attached already (mergeLowRank() first)");
+    if (m.peft) throw Napi::Error::New(env, "Model.setLowRank: MORE's factors do not combine with PEFT modules (setPeft)");
     const auto o = options::low_rank_options(info[0], "Model.setLowRank: options", m);
     guarded(env, "Model.setLowRank", [&] {
       m.attach_low_rank(o.rank, o.layers);
@@ -228,6 +241,47 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto layers = Napi::Array::New(env);
     for (const auto& f : core_->low_rank->factors()) layers.Set(layers.Length(), f.layer);
     o.Set("layers", layers);
+    return o;
+  }
+
+  // setPeft({modules, rank?, bottleneck?, head?, cosineScale?}): attaches PEFT modules
+  // (models/peft.h), each an exact no-op at the start; setOptimizer({trainable: 'peft'}) then trains
+  // them and the head only. One set per model, for its lifetime.
+  Napi::Value SetPeft(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto& m = idle(env, "setPeft");
+    if (m.peft) throw Napi::Error::New(env, "Model.setPeft: PEFT modules are attached already (one set per model)");
+    if (m.low_rank) throw Napi::Error::New(env, "Model.setPeft: PEFT modules do not combine with MORE's low-rank factors (mergeLowRank() first)");
+    if (m.lws_scale.defined()) throw Napi::Error::New(env, "Model.setPeft: an LWS scale is pending (setOptimizer({lws: false}) first)");
+    const auto cfg = options::peft_options(info[0], "Model.setPeft: options", m);
+    guarded(env, "Model.setPeft", [&] {
+      m.attach_peft(cfg);
+      return 0;
+    });
+    report_memory(env);
+    return env.Undefined();
+  }
+
+  // peft -> {modules: string[], rank?, bottleneck?, head, cosineScale?, parameters} or null.
+  Napi::Value PeftInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!core_) throw Napi::Error::New(env, "Model.peft: model has been disposed");
+    if (!core_->peft) return env.Null();
+    const auto& c = core_->peft->config();
+    auto o = Napi::Object::New(env);
+    auto mods = Napi::Array::New(env);
+    const auto& names = peft_module_names();
+    for (size_t k = 0; k < names.size(); ++k)
+      if (c.modules & (1u << k)) mods.Set(mods.Length(), names[k]);
+    o.Set("modules", mods);
+    if (c.modules & kPeftLoRA) o.Set("rank", double(c.rank));
+    if (c.modules & kPeftAdaptFormer) o.Set("bottleneck", double(c.bottleneck));
+    o.Set("head", c.cosine_scale > 0 ? "cosine" : "linear");
+    if (c.cosine_scale > 0) o.Set("cosineScale", c.cosine_scale);
+    // the number of tensors' elements the PEFT optimizer trains (head included)
+    int64_t trained = 0;
+    for (const auto& s : core_->slots) trained += s.param.numel();
+    o.Set("trainedParameters", double(trained));
     return o;
   }
 

@@ -94,9 +94,12 @@ void ModelCore::set_optimizer(const OptimizerConfig& cfg) {
   slots.clear();
   if (!cfg.lws) fold_lws();
   const auto head_prefix = net->classifier_prefix();
+  const bool cosine = peft && peft->config().cosine_scale > 0;
   for (const auto& p : net->named_parameters()) {
     const bool is_fc = p.key().rfind(head_prefix, 0) == 0;
-    const bool on = cfg.trainable == Trainable::All || (cfg.trainable == Trainable::Classifier) == is_fc;
+    bool on = cfg.trainable == Trainable::Peft ? is_fc || peft->trains_base(p.key())
+              : cfg.trainable == Trainable::All || (cfg.trainable == Trainable::Classifier) == is_fc;
+    if (cosine && p.key() == head_prefix + "bias") on = false;  // a cosine head has no bias
     auto t = p.value();
     t.set_requires_grad(on);
     t.mutable_grad() = torch::Tensor();
@@ -110,6 +113,21 @@ void ModelCore::set_optimizer(const OptimizerConfig& cfg) {
   }
   if (low_rank)
     for (const auto& [name, t] : low_rank->parameters()) slots.push_back({name, t, {}});
+  if (peft && (cfg.trainable == Trainable::Peft || cfg.trainable == Trainable::All))
+    for (const auto& [name, t] : peft->parameters()) {
+      t.mutable_grad() = torch::Tensor();
+      slots.push_back({name, t, {}});
+    }
+}
+
+void ModelCore::attach_peft(const PeftConfig& cfg) {
+  peft = std::make_shared<Peft>(*net, spec.family, cfg, gen);
+  if (cfg.cosine_scale > 0) {  // the bias of a cosine head is unused: zero, as exported
+    torch::NoGradGuard no_grad;
+    net->classifier()->bias.zero_();
+  }
+  set_optimizer(opt_cfg);
+  weights_changed();
 }
 
 void ModelCore::attach_low_rank(int64_t rank, const std::vector<std::string>& prefixes) {
@@ -155,9 +173,22 @@ std::vector<std::pair<std::string, torch::Tensor>> ModelCore::export_state() {
   auto st = state();
   if (low_rank)
     for (auto& [name, t] : st) t = low_rank->merged(name, t);
-  if (!lws_scale.defined()) return st;
   torch::NoGradGuard no_grad;
   const auto head_prefix = net->classifier_prefix();
+  if (peft) {
+    for (auto& [name, t] : st) t = peft->effective(name, t);
+    // A cosine head s W_n f / |f| is exported as the linear head s W_n (zero bias): the same
+    // prediction (the two differ by the positive factor |f| per image), and loaded into a model with
+    // the cosine head it gives the same logits (normalising s W_n gives W_n back).
+    const double s = peft->config().cosine_scale;
+    if (s > 0) {
+      for (auto& [name, t] : st) {
+        if (name == head_prefix + "weight") t = torch::nn::functional::normalize(t, torch::nn::functional::NormalizeFuncOptions().dim(1)) * s;
+        if (name == head_prefix + "bias") t = torch::zeros_like(t);
+      }
+    }
+  }
+  if (!lws_scale.defined()) return st;
   for (auto& [name, t] : st) {
     if (name == head_prefix + "weight") t = t * lws_scale.unsqueeze(1);
     if (name == head_prefix + "bias") t = t * lws_scale;
@@ -170,7 +201,7 @@ std::vector<std::pair<std::string, torch::Tensor>> ModelCore::optimizer_state() 
   // the low-rank factors' buffers are left out: a saved state holds the merged weights, and a resumed
   // stage starts its factors afresh (B = 0)
   for (const auto& s : slots)
-    if (s.momentum.defined() && !LowRank::is_factor(s.name)) out.emplace_back(s.name + ".momentum_buffer", s.momentum);
+    if (s.momentum.defined() && !LowRank::is_factor(s.name) && !Peft::is_extra(s.name)) out.emplace_back(s.name + ".momentum_buffer", s.momentum);
   return out;
 }
 
@@ -182,6 +213,7 @@ int64_t ModelCore::native_bytes() const {
   for (const auto& s : slots) bytes += size(s.momentum);
   if (lws_scale.defined()) bytes += size(lws_scale) + size(lws_scale.grad());
   if (low_rank) bytes += low_rank->bytes();
+  if (peft) bytes += peft->bytes();
   return bytes;
 }
 
@@ -189,7 +221,14 @@ void ModelCore::reseed(uint64_t seed) { gen.set_current_seed(seed ^ 0x9E3779B97F
 
 // The classifier head on penultimate features `f`, with a pending LWS scale; hands `f` out on request.
 torch::Tensor ModelCore::head(const torch::Tensor& f, torch::Tensor* features) {
-  auto z = net->classifier()->forward(f);
+  torch::Tensor z;
+  if (peft && peft->config().cosine_scale > 0) {  // cosine classifier: s * cos(f, w_c)
+    namespace F = torch::nn::functional;
+    const auto opts = F::NormalizeFuncOptions().dim(1);
+    z = torch::mm(F::normalize(f, opts), F::normalize(net->classifier()->weight, opts).t()) * peft->config().cosine_scale;
+  } else {
+    z = net->classifier()->forward(f);
+  }
   if (lws_scale.defined()) z = z * lws_scale;
   if (features) *features = f;
   return z;
@@ -198,6 +237,7 @@ torch::Tensor ModelCore::head(const torch::Tensor& f, torch::Tensor* features) {
 torch::Tensor ModelCore::logits(const torch::Tensor& x, torch::Tensor* features) {
   AutocastScope autocast(perf.amp, device);
   LowRank::FullPath full(low_rank.get());
+  Peft::Scope scope(peft.get());
   return head(net->features(x), features);
 }
 
@@ -238,6 +278,7 @@ torch::Tensor ModelCore::folded_logits(const torch::Tensor& x, torch::Tensor* fe
   if (!resnet) return logits(x, features);  // no BatchNorm to fold
   if (!folded) {
     LowRank::FullPath full(low_rank.get());
+    Peft::Scope scope(peft.get());  // SSF folds into BatchNorm's affine, then into the convolution
     folded = std::make_shared<FoldedResNet>(*resnet);
   }
   AutocastScope autocast(perf.amp, device);
@@ -267,7 +308,8 @@ TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& i
   const auto smoothing = vec_tensor(cfg.loss.label_smoothing, device);
   const auto more_weights = vec_tensor(cfg.more.class_weights, device);
   scaler.set_enabled(perf.amp == Amp::FP16 && device.is_cuda());
-  net->train(cfg.bn_train);
+  // a frozen BatchNorm (PEFT without norm tuning) stays in eval mode
+  net->train(cfg.bn_train && (!peft || peft->tunes_norm()));
   StepLog log(batches.steps());
   int64_t skipped = 0;
   weights_changed();

@@ -15,6 +15,7 @@
 #include "distributed/dist_group.h"
 #include "core/data_core.h"
 #include "models/low_rank.h"
+#include "models/peft.h"
 #include "models/resnet.h"
 #include "train/sgd.h"
 
@@ -53,6 +54,8 @@ struct ModelCore {
   void merge_low_rank();
   // The general path's logits (W_g alone), leaving BatchNorm's running statistics as they were.
   torch::Tensor general_logits(const torch::Tensor& x, bool grad, torch::Tensor* features = nullptr);
+  // PEFT modules (models/peft.h); checked by the binding (family, rank, bottleneck). One set per model.
+  void attach_peft(const PeftConfig& cfg);
   // Bytes the model holds natively: parameters, gradients, buffers, momentum.
   int64_t native_bytes() const;
 
@@ -67,6 +70,7 @@ struct ModelCore {
   torch::Tensor lws_scale;       // [C] when LWS is on, else undefined
   LossScaler scaler;             // fp16 autocast on CUDA
   std::shared_ptr<LowRank> low_rank;     // MORE's factors while a MORE stage trains, else null
+  std::shared_ptr<Peft> peft;            // PEFT modules once attached, else null
   std::shared_ptr<FoldedResNet> folded;  // inference-only, BatchNorm folded; null until asked for
   std::shared_ptr<DistGroup> dist;       // data-parallel: gradients summed over its ranks each step
   std::atomic<bool> busy{false};

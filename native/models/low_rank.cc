@@ -25,6 +25,14 @@ bool has_prefix(const std::string& path, const std::vector<std::string>& prefixe
 
 }  // namespace
 
+torch::Tensor lora_a_init(int64_t rank, int64_t fan, torch::Generator& gen, const torch::Device& device) {
+  torch::NoGradGuard no_grad;
+  const double bound = 1.0 / std::sqrt(static_cast<double>(fan));
+  auto a = (torch::rand({rank, fan}, gen, torch::TensorOptions().dtype(torch::kFloat)) * (2 * bound) - bound).to(device);
+  a.set_requires_grad(true);
+  return a;
+}
+
 int64_t LowRank::rank_limit(const torch::Tensor& weight) {
   const int64_t out = weight.size(0);
   return std::min(out, weight.numel() / out);
@@ -52,11 +60,8 @@ LowRank::LowRank(torch::nn::Module& net, const std::vector<std::string>& prefixe
   for (auto& f : factors_) {
     const int64_t out = f.weight.size(0), fan = f.weight.numel() / out;
     if (rank > rank_limit(f.weight)) throw std::logic_error("low-rank: rank above the limit of " + f.layer);
-    const auto opts = torch::TensorOptions().dtype(torch::kFloat);
-    const double bound = 1.0 / std::sqrt(static_cast<double>(fan));
-    f.a = (torch::rand({rank, fan}, gen, opts) * (2 * bound) - bound).to(f.weight.device());
-    f.b = torch::zeros({out, rank}, opts.device(f.weight.device()));
-    f.a.set_requires_grad(true);
+    f.a = lora_a_init(rank, fan, gen, f.weight.device());
+    f.b = torch::zeros({out, rank}, torch::TensorOptions().dtype(torch::kFloat).device(f.weight.device()));
     f.b.set_requires_grad(true);
   }
 }

@@ -19,6 +19,10 @@
 
 namespace btm {
 
+// LoRA's A factor [rank, fan]: U(-1/sqrt(fan), 1/sqrt(fan)) from `gen` (kaiming-uniform with
+// a = sqrt 5), on `device`, requiring gradients. MORE's factors and the PEFT LoRA (models/peft.h) share it.
+torch::Tensor lora_a_init(int64_t rank, int64_t fan, torch::Generator& gen, const torch::Device& device);
+
 class LowRank {
  public:
   struct Factor {

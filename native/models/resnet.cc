@@ -32,6 +32,7 @@ BlockImpl::BlockImpl(const ArchSpec& spec, int64_t in_planes, int64_t planes, in
     : bottleneck(spec.bottleneck), stride(stride_) {
   const int64_t expansion = bottleneck ? 4 : 1;
   const int64_t out_planes = planes * expansion;
+  out_channels = out_planes;
   if (bottleneck) {
     const int64_t width = planes * spec.width_per_group / 64 * spec.groups;
     conv1 = register_module("conv1", conv(in_planes, width, 1, 1, 0));
@@ -75,7 +76,8 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
   } else if (!downsample.is_empty()) {
     identity = downsample->forward(x);
   }
-  return torch::relu(out + identity);
+  out = torch::relu(out + identity);
+  return adapter ? adapter->forward(out) : out;
 }
 
 ResNetImpl::ResNetImpl(const ArchSpec& spec_, int64_t num_classes, int64_t in_channels) : spec(spec_) {
@@ -157,7 +159,8 @@ torch::Tensor FoldedBlock::forward(const torch::Tensor& x) const {
   } else if (has_downsample) {
     identity = downsample.forward(x);
   }
-  return torch::relu(out + identity);
+  out = torch::relu(out + identity);
+  return adapter.defined() ? out + torch::conv2d(out, adapter) : out;
 }
 
 FoldedResNet::FoldedResNet(ResNetImpl& net) : cifar(net.spec.cifar), stem(fold(net.conv1, net.bn1)) {
@@ -172,6 +175,7 @@ FoldedResNet::FoldedResNet(ResNetImpl& net) : cifar(net.spec.cifar), stem(fold(n
       f.conv1 = fold(b.conv1, b.bn1);
       f.conv2 = fold(b.conv2, b.bn2);
       if (b.bottleneck) f.conv3 = fold(b.conv3, b.bn3);
+      if (b.adapter) f.adapter = b.adapter->weight.detach();
       if (!b.downsample.is_empty()) {
         f.has_downsample = true;
         f.downsample = fold(nn::Conv2d(std::dynamic_pointer_cast<nn::Conv2dImpl>(b.downsample->ptr(0))),

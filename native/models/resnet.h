@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "models/adapters.h"
 #include "models/network.h"
 
 namespace btm {
@@ -38,6 +39,8 @@ struct BlockImpl : torch::nn::Module {
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   torch::nn::Sequential downsample{nullptr};
+  ResidualAdapter adapter{nullptr};  // after the block when attached (models/peft.h), else null
+  int64_t out_channels = 0;
 };
 TORCH_MODULE(Block);
 
@@ -68,6 +71,7 @@ struct FoldedConv {
 
 struct FoldedBlock {
   FoldedConv conv1, conv2, conv3, downsample;
+  torch::Tensor adapter;  // a residual 1x1 adapter's weight (models/adapters.h), or undefined
   bool bottleneck = false, option_a_shortcut = false, has_downsample = false;
   int64_t pad_channels = 0, stride = 1;
   torch::Tensor forward(const torch::Tensor& x) const;

@@ -84,7 +84,8 @@ EncoderBlockImpl::EncoderBlockImpl(const ViTConfig& cfg) {
 
 torch::Tensor EncoderBlockImpl::forward(const torch::Tensor& x) {
   const auto y = x + self_attention->forward(ln_1->forward(x));
-  return y + mlp->forward(ln_2->forward(y));
+  const auto out = y + mlp->forward(ln_2->forward(y));
+  return adaptformer ? out + adaptformer->forward(y) : out;
 }
 
 EncoderImpl::EncoderImpl(const ViTConfig& cfg, int64_t seq_length) {

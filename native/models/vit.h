@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "models/adapters.h"
 #include "models/network.h"
 
 namespace btm {
@@ -65,6 +66,7 @@ struct EncoderBlockImpl : torch::nn::Module {
   torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
   SelfAttention self_attention{nullptr};
   Mlp mlp{nullptr};
+  AdaptFormer adaptformer{nullptr};  // beside the MLP when attached (models/peft.h), else null
 };
 TORCH_MODULE(EncoderBlock);
 

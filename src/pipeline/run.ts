@@ -17,7 +17,7 @@ import { formatSplitList } from '../sampling/longtail.js';
 import { RunInterrupted, type ProgressEvent, type StageContext } from './context.js';
 import { loadRunData } from './data.js';
 import { RUN_FORMAT, RUN_FORMAT_VERSION, RunDir, stageOfStep, type ResultRow, type RunStateFile } from './run-state.js';
-import { btm, evaluateStep, fc, posttrain, pretrain, restoreStep } from './stages.js';
+import { btm, evaluateStep, fc, lift, posttrain, pretrain, restoreStep } from './stages.js';
 import { applyPerformance } from './trainer.js';
 import { ProcessGroup } from '../distributed/process-group.js';
 import { parseDistSettings, type DistSettings, type DistSettingsInput } from '../distributed/settings.js';
@@ -47,7 +47,7 @@ export interface RunResult {
   timings: Record<string, number>;
 }
 
-const STAGE_RUNNERS: Record<StageName, (ctx: StageContext) => Promise<void>> = { pretrain, fc, btm, posttrain };
+const STAGE_RUNNERS: Record<StageName, (ctx: StageContext) => Promise<void>> = { pretrain, fc, lift, btm, posttrain };
 
 /** The checkpoint a finished stage leaves behind. */
 function stageOutput(run: RunDir, stage: StageName): string {

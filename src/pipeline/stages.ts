@@ -2,7 +2,9 @@
  * The stages of a run. Each leaves its result in ctx.model, writes its checkpoint and evaluates:
  *   pretrain  – whole model, the long-tailed set, uniform sampling;
  *   fc        – classifier only, all data, BatchNorm frozen;
- *   btm       – N_D fine-tunes on balanced few-shot subsets, then one merged model;
+ *   lift      – LIFT: the trunk frozen, PEFT modules + (cosine) head on the long-tailed set, LA loss;
+ *   btm       – N_D fine-tunes on balanced few-shot subsets, then one merged model (with trainable
+ *               'peft': of the lift modules and head only);
  *   posttrain – classifier (and optional LWS) on class-aware batches, optional shift-BN.
  */
 import { rm, writeFile } from 'node:fs/promises';
@@ -20,6 +22,7 @@ import { rowFromSummary } from './run-state.js';
 import { btmFineTunesBatched } from './btm-batched.js';
 import { runEpochs, type EpochLoop } from './trainer.js';
 import type { MoreConfig } from '../more.js';
+import { initHeadFromClassMeans, peftMeta, peftOptions, preparePeftModel } from '../lift.js';
 
 /** Evaluates ctx.model on the test set (or takes `given` predictions made elsewhere) and records a result row. */
 export async function evaluateStep(ctx: StageContext, step: string, stage: string, label: string, given?: { preds: Int32Array; seconds: number }): Promise<void> {
@@ -65,7 +68,48 @@ async function finishStep(ctx: StageContext, step: string, file: string, stage: 
 
 /** Loads a finished step's checkpoint into ctx.model (used when resuming past it). */
 export async function restoreStep(ctx: StageContext, file: string): Promise<void> {
-  ctx.model.loadStateDict((await readCheckpoint(file)).state);
+  const { state, meta } = await readCheckpoint(file);
+  preparePeftModel(ctx.model, meta.peft); // AdaptFormer / adapters / cosine head: attached before loading
+  if (ctx.model.peft) ctx.meta.peft = peftMeta(ctx.model.peft);
+  ctx.model.loadStateDict(state);
+}
+
+/**
+ * Attaches the lift.* modules to ctx.model (once) and, with headInit 'class-means', sets the head to
+ * the normalised class means of the frozen features on the long-tailed training set.
+ */
+async function attachLift(ctx: StageContext, step: string): Promise<void> {
+  const c = ctx.config.lift;
+  if (ctx.model.peft) return;
+  const opts = peftOptions(c, ctx.meta.arch);
+  ctx.model.setPeft(opts);
+  ctx.meta.peft = peftMeta(ctx.model.peft!);
+  const p = ctx.model.peft!;
+  ctx.emit({ type: 'log', message: `${step}: PEFT modules [${p.modules.join(', ') || 'none'}]${p.rank ? `, LoRA rank ${p.rank}` : ''}` +
+    `${p.bottleneck ? `, AdaptFormer width ${p.bottleneck}` : ''}, ${p.head} head${p.cosineScale ? ` (scale ${p.cosineScale})` : ''}` });
+  if (c.head === 'cosine' && c.headInit === 'class-means') {
+    await initHeadFromClassMeans(ctx.model, ctx.trainSet, ctx.data.split, ctx.data.train.labels, { normalize: ctx.data.normalize, batchSize: ctx.config.eval.batchSize });
+  }
+}
+
+export async function lift(ctx: StageContext): Promise<void> {
+  const c = ctx.config.lift;
+  await attachLift(ctx, 'lift');
+  ctx.model.setOptimizer({ momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov, trainable: 'peft' });
+  const p = ctx.model.peft!;
+  ctx.emit({ type: 'step', step: 'lift', stage: 'lift', message: `LIFT: ${p.trainedParameters.toLocaleString('en-US')} of ${ctx.model.info.numParameters.toLocaleString('en-US')} parameters train, ${c.epochs} epochs, ${c.loss.type} loss` });
+  await runEpochs(ctx, {
+    step: 'lift',
+    schedule: c,
+    epochIndices: (_e, rng) => uniformEpoch(ctx.data.split, rng),
+    train: {
+      cropPadding: c.cropPadding, hflip: c.hflip, mixupAlpha: c.mixupAlpha, normalize: ctx.data.normalize,
+      ...lossOptions(c.loss, ctx.data.counts),
+    },
+    // LoRA / SSF are merged in a saved state and restart from the no-op: the stage restarts as a whole
+    resumable: false,
+  });
+  await finishStep(ctx, 'lift', ctx.run.path('lift.safetensors'), 'lift', `LIFT (${p.modules.join('+') || 'head'}, ${p.head} head)`);
 }
 
 export async function pretrain(ctx: StageContext): Promise<void> {
@@ -109,6 +153,7 @@ export async function btm(ctx: StageContext): Promise<void> {
   if (shortClasses.length) {
     ctx.emit({ type: 'log', message: `btm: ${shortClasses.length} class(es) have fewer than ${c.perClass} images and give all they have: ${shortClasses.join(', ')}` });
   }
+  if (c.trainable === 'peft') await attachLift(ctx, 'btm');
   const base = model.stateDict();
   const files = subsets.map((_, k) => run.path('btm', `finetune-${k}.safetensors`));
   // The merge-validation set for adaptive / greedy merges: the union of the balanced subsets.
@@ -138,7 +183,8 @@ export async function btm(ctx: StageContext): Promise<void> {
   // member rows are written by the writer; with several ranks it evaluates the others' members after
   // the merge (from their checkpoints), so only its own are evaluated here
   const evalHere = c.evalEach && isWriter(ctx);
-  const parallel = Math.min(c.parallel ?? ownCount, ownCount);
+  // (the batched member group trains whole models: PEFT fine-tunes run one after another)
+  const parallel = c.trainable === 'peft' ? 1 : Math.min(c.parallel ?? ownCount, ownCount);
   if (parallel > 1) {
     await btmFineTunesBatched(ctx, {
       base, subsets, files, parallel, train: trainOptions, start: startMember, only: mine,

@@ -1,4 +1,5 @@
-// Model.setOptimizer({momentum?, weightDecay?, nesterov?, trainable?, lws?})
+// Model.setOptimizer({momentum?, weightDecay?, nesterov?, trainable?, lws?}); trainable 'peft' (the head
+// and what setPeft chose) needs PEFT modules attached (checked by the binding).
 #pragma once
 
 #include <napi.h>
