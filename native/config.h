@@ -12,7 +12,7 @@ namespace btm {
 
 enum class Trainable { All, Classifier, Backbone };
 enum class Amp { None, BF16, FP16 };
-enum class LossKind { SoftTargetCE, GML };
+enum class LossKind { SoftTargetCE, GML, BCE };
 
 struct OptimizerConfig {
   double momentum = defaults::kMomentum;
@@ -37,6 +37,7 @@ struct LossConfig {
   LossKind kind = LossKind::SoftTargetCE;
   std::vector<float> logit_offsets;    // [C] added to the logits in the loss only; empty = none
   std::vector<float> label_smoothing;  // [C] eps_y per class; empty = none (soft-target CE only)
+  std::vector<float> class_weights;    // [C] w_j on class j's BCE terms; empty = all 1 (BCE only)
   double gml_power = defaults::kGmlPower;
 };
 
