@@ -47,8 +47,18 @@ export function logPriorOdds(counts: readonly number[], n: number): number[] {
   });
 }
 
-export function lossOptions(loss: LossConfig, counts: readonly number[]): LossOptions {
+/**
+ * The native options of a configured loss. `counts`: training images per class (multi-label: images
+ * containing the class); `total`: training images (default: the sum of counts, right for one label).
+ */
+export function lossOptions(loss: LossConfig, counts: readonly number[], total = counts.reduce((a, b) => a + b, 0)): LossOptions {
   switch (loss.type) {
+    case 'bce':
+      return { loss: 'bce' };
+    case 'bce-logit-adjust':
+      return { loss: 'bce', logitOffsets: logPriorOdds(counts, total).map((v) => loss.tau * v) };
+    case 'bce-cb':
+      return { loss: 'bce', classWeights: classBalancedWeights(counts, loss.beta) };
     case 'ce':
       return {};
     case 'logit-adjust':
