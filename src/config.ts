@@ -223,9 +223,6 @@ export const ConfigSchema = z
       if (c.pipeline.includes('btm') && c.btm.merge !== 'uniform') {
         ctx.addIssue({ code: 'custom', path: ['btm', 'merge'], message: `dataset 'mosaic' is multi-label: only the 'uniform' merge is supported (got '${c.btm.merge}')` });
       }
-      for (const stage of c.pipeline) {
-        if (stage !== 'btm' && c[stage].more) ctx.addIssue({ code: 'custom', path: [stage, 'more'], message: "dataset 'mosaic' is multi-label: MORE is not supported on multi-label data yet" });
-      }
     }
     for (const stage of ['pretrain', 'btm', 'posttrain'] as const) {
       if (c[stage].loss.type === 'gml' && c[stage].mixupAlpha > 0) {

@@ -7,7 +7,7 @@
  */
 import type { ConfigInput, StageName } from './config.js';
 
-export const METHODS = ['ce', 'crt', 'mislas', 'btm', 'btm-fc', 'more', 'more-btm', 'ml-ce', 'ml-crt', 'ml-btm'] as const;
+export const METHODS = ['ce', 'crt', 'mislas', 'btm', 'btm-fc', 'more', 'more-btm', 'ml-ce', 'ml-crt', 'ml-btm', 'ml-more', 'ml-more-btm'] as const;
 export type Method = (typeof METHODS)[number];
 export const SIZES = ['cpu', 'paper'] as const;
 export type Size = (typeof SIZES)[number];
@@ -67,6 +67,8 @@ const METHOD_PRESETS: Record<Method, { pipeline: StageName[]; patch: ConfigPatch
   'ml-ce': { pipeline: ['pretrain'], patch: ML },
   'ml-crt': { pipeline: ['pretrain', 'posttrain'], patch: ML },
   'ml-btm': { pipeline: ['pretrain', 'btm', 'posttrain'], patch: ML },
+  'ml-more': { pipeline: ['pretrain', 'posttrain'], patch: deepMerge(ML, { pretrain: MORE_PRE }) },
+  'ml-more-btm': { pipeline: ['pretrain', 'btm', 'posttrain'], patch: deepMerge(ML, { pretrain: MORE_PRE }) },
 };
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -106,10 +106,22 @@ describe('multi-label run (preset ml-btm, dataset mosaic)', () => {
     }
   });
 
-  it('refuses single-label losses, non-uniform merges and MORE on a multi-label set, naming the key', () => {
+  it('ml-more: MORE pre-training with BCE as the base loss, merged into the plain layout', async () => {
+    const cfg = deepMerge(presetConfig('ml-more'), { ...tinyConfig('ml-more'), pipeline: ['pretrain', 'posttrain'], btm: undefined });
+    const r = await runPipeline(deepMerge(cfg, { pretrain: { epochs: 2, more: { rank: 2 } } }));
+    expect(r.status).toBe('complete');
+    expect(r.rows.map((x) => [x.step, x.metric])).toEqual([['pretrain', 'ap'], ['posttrain', 'ap']]);
+    const metrics = readFileSync(join(r.dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(metrics.filter((m) => m.kind === 'epoch' && m.stage === 'pretrain').map((m) => m.loss)).toEqual(['bce+more', 'bce+more']);
+    const { state } = await readCheckpoint(join(r.dir, 'pretrain.safetensors'));
+    const plain = new Model({ arch: 'resnet8', numClasses: 10, inChannels: 1, imageSize: 16 });
+    expect(state.map((e) => e.name)).toEqual(plain.stateDict().map((e) => e.name));
+    plain.dispose();
+  });
+
+  it('refuses single-label losses and non-uniform merges on a multi-label set, naming the key', () => {
     expect(() => parseConfig(tinyConfig('x', { posttrain: { loss: { type: 'las' } } }))).toThrow(/posttrain\.loss\.type: dataset 'mosaic' is multi-label: the loss must be one of bce, bce-logit-adjust, bce-cb, got 'las'/);
     expect(() => parseConfig(deepMerge(tinyConfig('x'), { btm: { merge: 'greedy-hmean' } }))).toThrow(/btm\.merge: .*only the 'uniform' merge/);
-    expect(() => parseConfig(deepMerge(tinyConfig('x'), { pretrain: { more: { rank: 2 } } }))).toThrow(/pretrain\.more: .*MORE is not supported/);
     expect(() => parseConfig(deepMerge(tinyConfig('x'), { pretrain: { loss: { type: 'bce-cb', beta: 1 } } }))).toThrow(/pretrain\.loss\.beta/);
   });
 });

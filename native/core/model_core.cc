@@ -283,7 +283,7 @@ TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& i
     if (cfg.more.on() && cfg.more.coefficients[s] != 0.0f) {  // MORE: + coefficient(t) * L_MORE
       const auto general = general_logits(b.x, cfg.more.general_grad).to(torch::kFloat);
       loss = loss + cfg.more.coefficients[s] *
-                        more_discrepancy(cfg.more.discrepancy, logits, general, b.y, b.y_mix, b.lam, more_weights);
+                        more_discrepancy(cfg.more.discrepancy, logits, general, b.y, b.y_mix, b.lam, more_weights, b.t);
     }
     if (scaler.backward(loss, slots)) sgd_step(slots, opt_cfg, cfg.lrs[s]);
     else ++skipped;

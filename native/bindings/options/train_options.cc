@@ -64,8 +64,6 @@ TrainConfig train_options(const Napi::Value& v, const std::string& what, const D
   const int64_t steps = train_steps(cfg, n);
   cfg.lrs = lr_options(o, what, steps);
   cfg.more = more_options(o, what, steps, num_classes);
-  if (cfg.more.on() && data.multi_label())
-    args::range_error(v.Env(), what + ".more is not supported on a multi-label dataset yet");
   if (cfg.bn_train) check_batches(v.Env(), what, n, cfg.batch_size, cfg.drop_last);
   return cfg;
 }
