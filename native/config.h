@@ -13,7 +13,7 @@ namespace btm {
 // Peft: the head and what the attached PEFT modules choose (models/peft.h)
 enum class Trainable { All, Classifier, Backbone, Peft };
 enum class Amp { None, BF16, FP16 };
-enum class LossKind { SoftTargetCE, GML };
+enum class LossKind { SoftTargetCE, GML, BCE };
 
 struct OptimizerConfig {
   double momentum = defaults::kMomentum;
@@ -38,6 +38,7 @@ struct LossConfig {
   LossKind kind = LossKind::SoftTargetCE;
   std::vector<float> logit_offsets;    // [C] added to the logits in the loss only; empty = none
   std::vector<float> label_smoothing;  // [C] eps_y per class; empty = none (soft-target CE only)
+  std::vector<float> class_weights;    // [C] w_j on class j's BCE terms; empty = all 1 (BCE only)
   double gml_power = defaults::kGmlPower;
 };
 

@@ -28,6 +28,7 @@ constexpr double kMaxMixupAlpha = 1e3;
 constexpr double kGmlPower = 1.0, kMinGmlPower = 0.1, kMaxGmlPower = 10.0;
 constexpr double kMaxLogitOffset = 1e4;  // |offset| bound (log priors times tau)
 constexpr double kMaxLabelSmoothing = 1.0;
+constexpr double kMaxClassWeight = 1e6;  // BCE's per-class weights (class-balanced: Cui et al.)
 
 // MORE (bindings/options/more_options): bounds of the schedule's coefficient and the class weights
 constexpr double kMaxMoreCoefficient = 1e4;

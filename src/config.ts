@@ -14,7 +14,10 @@ const nonneg = z.number().min(0);
 export const STAGES = ['pretrain', 'fc', 'lift', 'btm', 'posttrain'] as const;
 export type StageName = (typeof STAGES)[number];
 
-export const DATASETS = ['fashion-mnist', 'mnist-idx', 'cifar10', 'cifar100', 'list', 'synthetic', 'kanji'] as const;
+export const DATASETS = ['fashion-mnist', 'mnist-idx', 'cifar10', 'cifar100', 'list', 'synthetic', 'kanji', 'mosaic'] as const;
+
+/** Losses for multi-label data (BCE with logits and its variants, src/pipeline/losses.ts). */
+export const MULTI_LABEL_LOSSES = ['bce', 'bce-logit-adjust', 'bce-cb'] as const;
 
 export const DataSchema = z.strictObject({
   /** Which reader: Fashion-MNIST (Debian's dataset-fashion-mnist), any IDX pair, CIFAR binaries, list files, or generated. */
@@ -47,6 +50,20 @@ export const DataSchema = z.strictObject({
       trainPerClass: int(1, 100000).default(300),
       testPerClass: int(1, 100000).default(30),
       size: int(8, 256).default(32),
+      seed: int(0, 2 ** 32).default(0),
+    })
+    .prefault({}),
+  /**
+   * A multi-label long-tailed set (dataset 'mosaic', src/data/mosaic.ts): 2x2 mosaics of Fashion-MNIST
+   * items (from data.dir, default Debian's), each cell empty with probability emptyProb or an item of a
+   * class drawn with the 'exp' profile of data.imbalanceFactor; the test set is drawn balanced (IF 1).
+   * The generated training set is the run's training set as a whole (no further split).
+   */
+  mosaic: z
+    .strictObject({
+      trainSize: int(2, 1_000_000).default(10000),
+      testSize: int(1, 1_000_000).default(2000),
+      emptyProb: z.number().min(0).max(0.95).default(0.25),
       seed: int(0, 2 ** 32).default(0),
     })
     .prefault({}),
@@ -107,6 +124,12 @@ export const LossSchema = z.discriminatedUnion('type', [
   }),
   /** GML (Du & Wu 2023): mean over classes of -log(mean prob of the true class), with count-weighted probabilities. */
   z.strictObject({ type: z.literal('gml'), p: z.number().min(0.1).max(10).default(1) }),
+  /** Binary cross-entropy with logits (multi-label sets; on single-label data: one-hot targets). */
+  z.strictObject({ type: z.literal('bce') }),
+  /** BCE with logits + tau * log(pi_c / (1 - pi_c)) in the loss, pi_c the share of images containing class c. */
+  z.strictObject({ type: z.literal('bce-logit-adjust'), tau: nonneg.max(10).default(1) }),
+  /** Class-balanced BCE (Cui et al. 2019): class c's terms weighted by (1 - beta) / (1 - beta^n_c), normalised to mean 1. */
+  z.strictObject({ type: z.literal('bce-cb'), beta: z.number().min(0).max(0.99999).default(0.999) }),
 ]);
 
 export const PretrainSchema = z.strictObject({
@@ -205,6 +228,17 @@ export const ConfigSchema = z
     }
     if (c.data.dataset === 'list' && (!c.data.trainList || !c.data.testList || !c.data.root || !c.data.imageSize)) {
       ctx.addIssue({ code: 'custom', path: ['data'], message: "dataset 'list' needs trainList, testList, root and imageSize" });
+    }
+    if (c.data.dataset === 'mosaic') {
+      for (const stage of c.pipeline) {
+        const type = c[stage].loss.type;
+        if (!(MULTI_LABEL_LOSSES as readonly string[]).includes(type)) {
+          ctx.addIssue({ code: 'custom', path: [stage, 'loss', 'type'], message: `dataset 'mosaic' is multi-label: the loss must be one of ${MULTI_LABEL_LOSSES.join(', ')}, got '${type}' (the ml-* presets set them)` });
+        }
+      }
+      if (c.pipeline.includes('btm') && c.btm.merge !== 'uniform') {
+        ctx.addIssue({ code: 'custom', path: ['btm', 'merge'], message: `dataset 'mosaic' is multi-label: only the 'uniform' merge is supported (got '${c.btm.merge}')` });
+      }
     }
     for (const stage of ['pretrain', 'lift', 'btm', 'posttrain'] as const) {
       if (c[stage].loss.type === 'gml' && c[stage].mixupAlpha > 0) {

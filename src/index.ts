@@ -5,7 +5,7 @@ export type {
   EvalResult, ModelInfo, Trainable, Normalization, MoreTrainOptions, LowRankOptions,
 } from './model.js';
 export { Dataset } from './dataset.js';
-export type { DatasetSource } from './dataset.js';
+export type { DatasetSource, MultiLabelSource } from './dataset.js';
 export { cudaAvailable, deviceCount, setNumThreads, getNumThreads, setCudaDeterministic, buildInfo } from './device.js';
 export type { Device } from './device.js';
 export { doctor, formatDoctor, nodeSupported, SUPPORTED_NODE, type DoctorReport, type DoctorProblem } from './doctor.js';
@@ -35,10 +35,12 @@ export { gridTask } from './data/synthetic.js';
 export { longTailCounts, makeLongTailSplit, formatSplitList, parseSplitList, classCounts } from './sampling/longtail.js';
 export { Rng } from './sampling/rng.js';
 export { uniformEpoch, classAwareEpoch, btmSubsets, groupByClass } from './sampling/samplers.js';
+export { positivesByClass, multiLabelBtmSubsets, positiveCounts } from './sampling/multilabel.js';
+export { classBalancedWeights, logPriorOdds } from './pipeline/losses.js';
 
 // Metrics and reports.
 export * as metrics from './metrics.js';
-export { averagePrecision, summarizeMultiLabel, type MultiLabelSummary, type MultiLabelOptions } from './metrics-multilabel.js';
+export { averagePrecision, summarizeMultiLabel, sigmoidScores, topHitRate, type MultiLabelSummary, type MultiLabelOptions } from './metrics-multilabel.js';
 export { recallChartSvg, recallChartPng } from './report/chart.js';
 
 // The BTM pipeline.

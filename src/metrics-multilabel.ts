@@ -118,3 +118,26 @@ export function summarizeMultiLabel(targets: ArrayLike<number>, scores: ArrayLik
   }
   return out;
 }
+
+/** sigmoid(logits) in float64: the per-class scores of a multi-label model. */
+export function sigmoidScores(logits: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(logits.length);
+  for (let i = 0; i < logits.length; i++) {
+    const z = logits[i];
+    out[i] = z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z));
+  }
+  return out;
+}
+
+/** The share of samples whose highest-scored class is one of their labels (precision at 1). */
+export function topHitRate(targets: ArrayLike<number>, scores: ArrayLike<number>, numClasses: number): number {
+  const n = targets.length / numClasses;
+  if (!(n > 0)) return NaN;
+  let hits = 0;
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let c = 1; c < numClasses; c++) if (scores[i * numClasses + c] > scores[i * numClasses + best]) best = c;
+    hits += targets[i * numClasses + best] ? 1 : 0;
+  }
+  return hits / n;
+}

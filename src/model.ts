@@ -94,8 +94,13 @@ export interface TrainOptions {
   /**
    * 'ce' (default): soft-target cross-entropy with the offsets / smoothing / mixup below.
    * 'gml': GML with logitOffsets = log class counts (no mixup, no smoothing).
+   * 'bce': binary cross-entropy with logits, mean over the batch and the classes, on multi-hot targets
+   * (a multi-label Dataset; needs it) or one-hot labels; mixup mixes the targets; logitOffsets give
+   * logit-adjusted BCE, classWeights class-balanced BCE (src/pipeline/losses.ts computes both).
    */
-  loss?: 'ce' | 'gml';
+  loss?: 'ce' | 'gml' | 'bce';
+  /** Loss 'bce' only: a weight per class on that class's terms (default all 1). */
+  classWeights?: Float32Array | number[];
   /** GML's p (default 1). */
   gmlPower?: number;
   batchSize?: number;

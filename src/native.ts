@@ -76,6 +76,7 @@ export interface NativeDataset {
   readonly shape: [number, number, number, number];
   readonly device: string;
   readonly maxLabel: number;
+  readonly numTargets: number;
 }
 
 export interface NativeBuildInfo {
@@ -127,7 +128,7 @@ export interface NativeDefaults {
 
 export interface NativeAddon {
   Model: new (options: object) => NativeModel;
-  Dataset: new (images: Uint8Array, labels: Int32Array, shape: object) => NativeDataset;
+  Dataset: new (images: Uint8Array, labels: Int32Array | Uint8Array, shape: object) => NativeDataset;
   cudaAvailable(): boolean;
   deviceCount(): number;
   setNumThreads(n: number): void;
@@ -137,6 +138,7 @@ export interface NativeAddon {
   buildInfo(): NativeBuildInfo;
   /** Test only: the training loss on given logits. */
   _computeLoss(options: object): number;
+  _batchTargets(dataset: NativeDataset, indices: Int32Array, options: object): { lam: number; targets: Float32Array }[];
   /** Test only: a MORE step's loss on given logits of the full and the general path. */
   _computeMoreLoss(options: object): { base: number; discrepancy: number; total: number };
   /** Test only: the native defaults and bounds. */

@@ -7,7 +7,7 @@
  */
 import type { ConfigInput, StageName } from './config.js';
 
-export const METHODS = ['ce', 'crt', 'mislas', 'btm', 'btm-fc', 'more', 'more-btm', 'lift', 'lift-btm'] as const;
+export const METHODS = ['ce', 'crt', 'mislas', 'btm', 'btm-fc', 'more', 'more-btm', 'lift', 'lift-btm', 'ml-ce', 'ml-crt', 'ml-btm', 'ml-more', 'ml-more-btm'] as const;
 export type Method = (typeof METHODS)[number];
 export const SIZES = ['cpu', 'paper'] as const;
 export type Size = (typeof SIZES)[number];
@@ -52,6 +52,18 @@ const CRT_POST: ConfigPatch['posttrain'] = { loss: { type: 'ce' }, lws: false, s
 /** MORE pre-training (src/more.ts): rank 8 on every layer, the sinusoidal schedule, l2 discrepancy. */
 const MORE_PRE: ConfigPatch['pretrain'] = { more: { rank: 8, amplitude: 1, schedule: 'sine', discrepancy: 'l2' } };
 
+/**
+ * Multi-label (dataset 'mosaic'): BCE in every stage; post-training re-trains the classifier with BCE on
+ * class-aware batches (drawn per class from the images that contain it), as cRT does for one label.
+ */
+const ML: ConfigPatch = {
+  data: { dataset: 'mosaic' },
+  pretrain: { loss: { type: 'bce' } },
+  fc: { loss: { type: 'bce' } },
+  btm: { loss: { type: 'bce' } },
+  posttrain: { loss: { type: 'bce' }, lws: false, shiftBn: false },
+};
+
 const METHOD_PRESETS: Record<Method, { pipeline: StageName[]; patch: ConfigPatch }> = {
   ce: { pipeline: ['pretrain'], patch: {} },
   crt: { pipeline: ['pretrain', 'posttrain'], patch: { posttrain: CRT_POST } },
@@ -64,6 +76,11 @@ const METHOD_PRESETS: Record<Method, { pipeline: StageName[]; patch: ConfigPatch
   lift: { pipeline: ['pretrain', 'lift'], patch: {} },
   // BTM over the lightweight parameters: N_D fine-tunes of the modules and head on balanced subsets, merged
   'lift-btm': { pipeline: ['pretrain', 'btm'], patch: { btm: { trainable: 'peft' } } },
+  'ml-ce': { pipeline: ['pretrain'], patch: ML },
+  'ml-crt': { pipeline: ['pretrain', 'posttrain'], patch: ML },
+  'ml-btm': { pipeline: ['pretrain', 'btm', 'posttrain'], patch: ML },
+  'ml-more': { pipeline: ['pretrain', 'posttrain'], patch: deepMerge(ML, { pretrain: MORE_PRE }) },
+  'ml-more-btm': { pipeline: ['pretrain', 'btm', 'posttrain'], patch: deepMerge(ML, { pretrain: MORE_PRE }) },
 };
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -55,7 +55,7 @@ describe('btm CLI', () => {
     for (const k of keys) expect(r.stdout, k.key).toMatch(new RegExp(`^--${k.key.replace(/\./g, '\\.')}  `, 'm'));
     expect(r.stdout).toMatch(/^--pretrain\.lr +number 0\.\.100 +0\.1$/m);
     expect(r.stdout).toMatch(/^--btm\.merge +uniform\|adaptive-hmean\|adaptive-gmean\|greedy-hmean\|greedy-gmean +uniform$/m);
-    expect(r.stdout).toMatch(/^--posttrain\.loss +ce \| logit-adjust\(tau 0\.\.10\) \| las\(epsHead 0\.\.1, epsTail 0\.\.1\) \| gml\(p 0\.1\.\.10\) +\{"type":"las"/m);
+    expect(r.stdout).toMatch(/^--posttrain\.loss +ce \| logit-adjust\(tau 0\.\.10\) \| las\(epsHead 0\.\.1, epsTail 0\.\.1\) \| gml\(p 0\.1\.\.10\) \| bce \| bce-logit-adjust\(tau 0\.\.10\) \| bce-cb\(beta 0\.\.0\.99999\) +\{"type":"las"/m);
     const e = await btm('eval', '--help');
     expect(e.code).toBe(0);
     expect(e.stdout).toMatch(/^--data\.dataset /m);

@@ -82,62 +82,78 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
 }
 
 // _computeLoss({logits: Float32Array [B*C], numClasses, labelsA: Int32Array, labelsB?, lam?, logitOffsets?,
-// labelSmoothing?, loss?: 'ce'|'gml', gmlPower?}) -> number: the training loss on given logits, for
-// checking against a reference (test only).
+// labelSmoothing?, classWeights?, loss?: 'ce'|'gml'|'bce', gmlPower?}) -> number: the training loss on given
+// logits, for checking against a reference (test only). Loss 'bce' takes `targets` (Float32Array [B*C], each
+// in [0, 1]: a multi-label batch's targets, mixed or not) in place of the labels.
 Napi::Value ComputeLoss(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string what = "computeLoss: options";
   const auto o = args::object(info[0], what, false);
-  args::only(o, what, {"logits", "numClasses", "labelsA", "labelsB", "lam", "logitOffsets", "labelSmoothing", "loss", "gmlPower"});
+  args::only(o, what, {"logits", "numClasses", "labelsA", "labelsB", "targets", "lam", "logitOffsets", "labelSmoothing",
+                       "classWeights", "loss", "gmlPower"});
   const int64_t C = args::integer(o, what, "numClasses", std::nullopt, 1, defaults::kMaxClasses);
   const auto logits = args::floats(o, what, "logits", -1, -1e30, 1e30);
   if (logits.empty() || logits.size() % C != 0)
     args::range_error(env, what + ".logits length " + std::to_string(logits.size()) + " is not a positive multiple of numClasses");
   const int64_t B = static_cast<int64_t>(logits.size()) / C;
-  const auto ya = args::indices(o.Get("labelsA"), what + ".labelsA", C);
-  const auto yb = o.Get("labelsB").IsUndefined() ? ya : args::indices(o.Get("labelsB"), what + ".labelsB", C);
-  if (static_cast<int64_t>(ya.size()) != B || static_cast<int64_t>(yb.size()) != B)
-    args::range_error(env, what + ": labelsA and labelsB need " + std::to_string(B) + " entries");
-  const double lam = args::number(o, what, "lam", 1.0, 0, 1);
   const auto loss = options::loss_options(o, what, C);
+  const bool has_targets = !o.Get("targets").IsUndefined();
+  if (has_targets && loss.kind != LossKind::BCE) args::range_error(env, what + ".targets is for loss 'bce'");
+  if (has_targets && (!o.Get("labelsA").IsUndefined() || !o.Get("labelsB").IsUndefined()))
+    args::range_error(env, what + ": give targets or labelsA/labelsB, not both");
+  const auto targets = has_targets ? args::floats(o, what, "targets", B * C, 0, 1) : std::vector<float>();
+  std::vector<int64_t> ya, yb;
+  if (!has_targets) {
+    ya = args::indices(o.Get("labelsA"), what + ".labelsA", C);
+    yb = o.Get("labelsB").IsUndefined() ? ya : args::indices(o.Get("labelsB"), what + ".labelsB", C);
+    if (static_cast<int64_t>(ya.size()) != B || static_cast<int64_t>(yb.size()) != B)
+      args::range_error(env, what + ": labelsA and labelsB need " + std::to_string(B) + " entries");
+  }
+  const double lam = args::number(o, what, "lam", 1.0, 0, 1);
   return guarded(env, "computeLoss", [&] {
     auto z = torch::tensor(logits).view({B, C});
     auto ta = torch::tensor(ya, torch::kLong), tb = torch::tensor(yb, torch::kLong);
-    auto off = loss.logit_offsets.empty() ? torch::Tensor() : torch::tensor(loss.logit_offsets);
-    auto eps = loss.label_smoothing.empty() ? torch::Tensor() : torch::tensor(loss.label_smoothing);
-    return Napi::Number::New(env, training_loss(loss, z, ta, tb, lam, off, eps).item<double>());
+    auto target = has_targets ? torch::tensor(targets).view({B, C}) : torch::Tensor();
+    return Napi::Number::New(env, training_loss(loss, loss_tensors(loss, torch::kCPU), z, ta, tb, lam, target).item<double>());
   });
 }
 
 // _computeMoreLoss({full, general: Float32Array [B*C], numClasses, labelsA, labelsB?, lam?, loss options...,
 // more: {coefficient, classWeights, discrepancy?}}) -> {base, discrepancy, total}: a MORE training step's
-// loss on given logits of the two paths (test only).
+// loss on given logits of the two paths (test only). Loss 'bce' takes `targets` (Float32Array [B*C] in
+// [0, 1], a multi-label batch) in place of the labels.
 Napi::Value ComputeMoreLoss(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string what = "computeMoreLoss: options";
   const auto o = args::object(info[0], what, false);
-  args::only(o, what, {"full", "general", "numClasses", "labelsA", "labelsB", "lam", "logitOffsets", "labelSmoothing", "loss", "gmlPower", "more"});
+  args::only(o, what, {"full", "general", "numClasses", "labelsA", "labelsB", "targets", "lam", "logitOffsets", "labelSmoothing",
+                       "classWeights", "loss", "gmlPower", "more"});
   const int64_t C = args::integer(o, what, "numClasses", std::nullopt, 1, defaults::kMaxClasses);
   const auto full = args::floats(o, what, "full", -1, -1e30, 1e30);
   const auto general = args::floats(o, what, "general", int64_t(full.size()), -1e30, 1e30);
   if (full.empty() || full.size() % C != 0)
     args::range_error(env, what + ".full length " + std::to_string(full.size()) + " is not a positive multiple of numClasses");
   const int64_t B = static_cast<int64_t>(full.size()) / C;
-  const auto ya = args::indices(o.Get("labelsA"), what + ".labelsA", C);
-  const auto yb = o.Get("labelsB").IsUndefined() ? ya : args::indices(o.Get("labelsB"), what + ".labelsB", C);
-  if (static_cast<int64_t>(ya.size()) != B || static_cast<int64_t>(yb.size()) != B)
-    args::range_error(env, what + ": labelsA and labelsB need " + std::to_string(B) + " entries");
-  const double lam = args::number(o, what, "lam", 1.0, 0, 1);
   const auto loss = options::loss_options(o, what, C);
+  const bool has_targets = !o.Get("targets").IsUndefined();
+  if (has_targets && loss.kind != LossKind::BCE) args::range_error(env, what + ".targets is for loss 'bce'");
+  const auto targets = has_targets ? args::floats(o, what, "targets", B * C, 0, 1) : std::vector<float>();
+  std::vector<int64_t> ya, yb;
+  if (!has_targets) {
+    ya = args::indices(o.Get("labelsA"), what + ".labelsA", C);
+    yb = o.Get("labelsB").IsUndefined() ? ya : args::indices(o.Get("labelsB"), what + ".labelsB", C);
+    if (static_cast<int64_t>(ya.size()) != B || static_cast<int64_t>(yb.size()) != B)
+      args::range_error(env, what + ": labelsA and labelsB need " + std::to_string(B) + " entries");
+  }
+  const double lam = args::number(o, what, "lam", 1.0, 0, 1);
   const auto more = options::more_options(o, what, 1, C);
   if (!more.on()) args::type_error(env, what + ".more is required");
   return guarded(env, "computeMoreLoss", [&] {
     auto zf = torch::tensor(full).view({B, C}), zg = torch::tensor(general).view({B, C});
     auto ta = torch::tensor(ya, torch::kLong), tb = torch::tensor(yb, torch::kLong);
-    auto off = loss.logit_offsets.empty() ? torch::Tensor() : torch::tensor(loss.logit_offsets);
-    auto eps = loss.label_smoothing.empty() ? torch::Tensor() : torch::tensor(loss.label_smoothing);
-    const double base = training_loss(loss, zf, ta, tb, lam, off, eps).item<double>();
-    const double d = more_discrepancy(more.discrepancy, zf, zg, ta, tb, lam, torch::tensor(more.class_weights)).item<double>();
+    auto target = has_targets ? torch::tensor(targets).view({B, C}) : torch::Tensor();
+    const double base = training_loss(loss, loss_tensors(loss, torch::kCPU), zf, ta, tb, lam, target).item<double>();
+    const double d = more_discrepancy(more.discrepancy, zf, zg, ta, tb, lam, torch::tensor(more.class_weights), target).item<double>();
     auto r = Napi::Object::New(env);
     r.Set("base", base);
     r.Set("discrepancy", d);

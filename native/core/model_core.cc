@@ -44,8 +44,13 @@ class StepLog {
   void record(const torch::Tensor& loss, const torch::Tensor& logits, const Batch& b) {
     torch::NoGradGuard no_grad;
     const auto pred = logits.argmax(1);
-    auto acc = pred.eq(b.y).to(torch::kFloat).mean() * b.lam;
-    if (b.lam != 1.0) acc = acc + pred.eq(b.y_mix).to(torch::kFloat).mean() * (1.0 - b.lam);
+    torch::Tensor acc;
+    if (b.t.defined()) {  // multi-label: the (mixed) target of the top class, as below for one label
+      acc = b.t.gather(1, pred.unsqueeze(1)).mean();
+    } else {
+      acc = pred.eq(b.y).to(torch::kFloat).mean() * b.lam;
+      if (b.lam != 1.0) acc = acc + pred.eq(b.y_mix).to(torch::kFloat).mean() * (1.0 - b.lam);
+    }
     losses_.push_back(loss.detach());
     accs_.push_back(acc);
   }
@@ -304,8 +309,7 @@ void ModelCore::set_perf(const PerfConfig& cfg) {
 
 TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& indices, const TrainConfig& cfg) {
   BatchMaker batches(data, indices, cfg, perf.channels_last, gen);
-  const auto offsets = vec_tensor(cfg.loss.logit_offsets, device);
-  const auto smoothing = vec_tensor(cfg.loss.label_smoothing, device);
+  const auto loss_t = loss_tensors(cfg.loss, device);
   const auto more_weights = vec_tensor(cfg.more.class_weights, device);
   scaler.set_enabled(perf.amp == Amp::FP16 && device.is_cuda());
   // a frozen BatchNorm (PEFT without norm tuning) stays in eval mode
@@ -318,11 +322,11 @@ TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& i
     const Batch b = batches.next();  // gather, augment, normalise, mix up
     zero_grad(slots);
     const auto logits = this->logits(b.x).to(torch::kFloat);
-    auto loss = training_loss(cfg.loss, logits, b.y, b.y_mix, b.lam, offsets, smoothing);
+    auto loss = training_loss(cfg.loss, loss_t, logits, b.y, b.y_mix, b.lam, b.t);
     if (cfg.more.on() && cfg.more.coefficients[s] != 0.0f) {  // MORE: + coefficient(t) * L_MORE
       const auto general = general_logits(b.x, cfg.more.general_grad).to(torch::kFloat);
       loss = loss + cfg.more.coefficients[s] *
-                        more_discrepancy(cfg.more.discrepancy, logits, general, b.y, b.y_mix, b.lam, more_weights);
+                        more_discrepancy(cfg.more.discrepancy, logits, general, b.y, b.y_mix, b.lam, more_weights, b.t);
     }
     const auto sync = [&] {  // data-parallel: this rank's gradients weighted by its share, summed
       if (dist) sync_gradients(*dist, slots, cfg.grad_weights.empty() ? 1.0 / dist->size() : cfg.grad_weights[s]);

@@ -18,15 +18,20 @@ Batch BatchMaker::next() {
   const auto b_idx = idx_.narrow(0, start, len);
   auto x_u8 = data_.images.index_select(0, b_idx);
   Batch b;
-  b.y = data_.labels.index_select(0, b_idx);
-  b.y_mix = b.y;
+  if (data_.multi_label()) {
+    b.t = data_.targets.index_select(0, b_idx).to(torch::kFloat);
+  } else {
+    b.y = data_.labels.index_select(0, b_idx);
+    b.y_mix = b.y;
+  }
   if (cfg_.crop_padding > 0 || cfg_.hflip) x_u8 = augment(x_u8, cfg_.crop_padding, cfg_.hflip, gen_);
   b.x = to_input(x_u8, cfg_.normalize, data_.device, channels_last_);
   if (cfg_.mixup_alpha > 0) {
     b.lam = sample_beta(cfg_.mixup_alpha, gen_);
     const auto perm = torch::randperm(len, gen_, torch::TensorOptions().dtype(torch::kLong)).to(data_.device);
     b.x = b.x * b.lam + b.x.index_select(0, perm) * (1.0 - b.lam);
-    b.y_mix = b.y.index_select(0, perm);
+    if (b.y.defined()) b.y_mix = b.y.index_select(0, perm);
+    if (b.t.defined()) b.t = b.t * b.lam + b.t.index_select(0, perm) * (1.0 - b.lam);
   }
   return b;
 }

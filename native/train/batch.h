@@ -12,8 +12,10 @@
 namespace btm {
 
 // One training batch: input `x`, labels `y`, and with mixup the partner labels `y_mix` weighted 1 - lam.
+// From a multi-label set: `y` / `y_mix` undefined, and `t` the float targets [B, K], mixed with the
+// partners' by mixup as the images are: t = lam t_a + (1 - lam) t_b.
 struct Batch {
-  torch::Tensor x, y, y_mix;
+  torch::Tensor x, y, y_mix, t;
   double lam = 1.0;
 };
 

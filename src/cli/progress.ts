@@ -24,8 +24,23 @@ export const ROW_COLUMNS: TableColumn[] = [
   { key: 'trainSeconds', header: 'train s', format: (v) => (typeof v === 'number' ? v.toFixed(1) : '-') },
 ];
 
+/** The columns of multi-label rows (ResultRow.metric 'ap'): the same fields, named for per-class AP. */
+export const AP_ROW_COLUMNS: TableColumn[] = [
+  { key: 'label', header: 'model', align: 'left' },
+  { key: 'arithmeticMean', header: 'mAP', format: pct },
+  { key: 'harmonicMean', header: 'H-AP', format: pct },
+  { key: 'geometricMean', header: 'G-AP', format: pct },
+  { key: 'lowestRecall', header: 'min AP', format: pct },
+  { key: 'many', header: 'many mAP', format: pct },
+  { key: 'medium', header: 'medium', format: pct },
+  { key: 'few', header: 'few', format: pct },
+  { key: 'accuracy', header: 'top-1 hit', format: pct },
+  { key: 'trainSeconds', header: 'train s', format: (v) => (typeof v === 'number' ? v.toFixed(1) : '-') },
+];
+
 export function formatRows(rows: readonly ResultRow[]): string {
-  return formatTable(ROW_COLUMNS, rows as unknown as Record<string, unknown>[]);
+  const ap = rows.length > 0 && rows.every((r) => r.metric === 'ap');
+  return formatTable(ap ? AP_ROW_COLUMNS : ROW_COLUMNS, rows as unknown as Record<string, unknown>[]);
 }
 
 /** Short images/s: 850, 12.3k. */
@@ -105,6 +120,9 @@ export class ProgressPrinter {
         return this.line(e.message);
       case 'row': {
         const r = e.row;
+        if (r.metric === 'ap') {
+          return this.line(`   -> ${r.label}: mAP ${pct(r.arithmeticMean)}  H-AP ${pct(r.harmonicMean)}  G-AP ${pct(r.geometricMean)}  min AP ${pct(r.lowestRecall)}`);
+        }
         return this.line(`   -> ${r.label}: acc ${pct(r.accuracy)}  H-mean ${pct(r.harmonicMean)}  G-mean ${pct(r.geometricMean)}  lowest ${pct(r.lowestRecall)}`);
       }
       case 'eval':

@@ -32,7 +32,9 @@ export interface BatchedFineTunes {
   /** Only the members k for which this holds (a distributed run: this rank's). */
   only?: (k: number) => boolean;
   /** Records member k's test-set evaluation (only with btm.evalEach). */
-  record?: (k: number, preds: Int32Array, seconds: number) => Promise<void>;
+  record?: (k: number, result: { preds: Int32Array; logits?: Float32Array }, seconds: number) => Promise<void>;
+  /** The evaluation for `record` returns logits as well (a multi-label run scores them). */
+  logits?: boolean;
 }
 
 export async function btmFineTunesBatched(ctx: StageContext, o: BatchedFineTunes): Promise<void> {
@@ -131,9 +133,9 @@ export async function btmFineTunesBatched(ctx: StageContext, o: BatchedFineTunes
       }
       if (o.record) {
         const t0 = performance.now();
-        const rs = await group.evaluate(ctx.testSet, { batchSize: ctx.config.eval.batchSize, normalize: ctx.data.normalize });
+        const rs = await group.evaluate(ctx.testSet, { batchSize: ctx.config.eval.batchSize, normalize: ctx.data.normalize, logits: o.logits });
         const each = (performance.now() - t0) / 1000 / ks.length;
-        for (const [j, k] of ks.entries()) await o.record(k, rs[j].preds, each);
+        for (const [j, k] of ks.entries()) await o.record(k, rs[j], each);
       }
       for (const k of ks) await run.finish(`btm-${k}`);
     } finally {

@@ -7,6 +7,8 @@ import { loadKanjiDataset } from '../data/kanji.js';
 import { readUserText } from '../user-file.js';
 import { loadListDataset } from '../data/list-file.js';
 import { gridTask } from '../data/synthetic.js';
+import { makeMosaicSet } from '../data/mosaic.js';
+import { multiHot, multiLabelCounts } from '../data/multilabel-list.js';
 import { classCounts, longTailCounts, makeLongTailSplit, parseSplitList } from '../sampling/longtail.js';
 import { join } from 'node:path';
 
@@ -19,6 +21,44 @@ export interface RunData {
   /** Images per class in the split. */
   counts: number[];
   normalize: { mean: number[]; std: number[] } | undefined;
+  /**
+   * A multi-label run (dataset 'mosaic'): the label sets and multi-hot targets. `train.labels` /
+   * `test.labels` then hold -1 (no single label: code that needs one fails loudly), `split` is the
+   * whole generated training set and `counts` the training images containing each class.
+   */
+  multiLabel?: MultiLabelData;
+}
+
+export interface MultiLabelData {
+  trainSets: number[][];
+  testSets: number[][];
+  /** [n * numClasses] multi-hot, row-major. */
+  trainTargets: Uint8Array;
+  testTargets: Uint8Array;
+}
+
+/**
+ * The mosaic sets of dataset 'mosaic': Fashion-MNIST items (from data.dir or Debian's), a long-tailed
+ * training set (data.imbalanceFactor) and a balanced test set, each from its own source split and seed.
+ */
+export function loadMosaicSets(d: Config['data']): { train: ImageSet; test: ImageSet; multiLabel: MultiLabelData } {
+  const m = d.mosaic;
+  const dir = d.dir ?? FASHION_MNIST_DIR;
+  const make = (split: 'train' | 'test', n: number, imbalanceFactor: number, seed: number) => {
+    const src = loadFashionMnist(split, dir);
+    const set = makeMosaicSet(src, { n, imbalanceFactor, emptyProb: m.emptyProb, seed });
+    const image: ImageSet = {
+      images: set.images, labels: new Int32Array(set.n).fill(-1), n: set.n, channels: 1, height: set.height, width: set.width,
+      numClasses: set.numClasses, classNames: src.classNames, source: set.source,
+    };
+    return { image, sets: set.labels, targets: multiHot(set.labels, set.numClasses) };
+  };
+  const train = make('train', m.trainSize, d.imbalanceFactor, m.seed * 2);
+  const test = make('test', m.testSize, 1, m.seed * 2 + 1);
+  return {
+    train: train.image, test: test.image,
+    multiLabel: { trainSets: train.sets, testSets: test.sets, trainTargets: train.targets, testTargets: test.targets },
+  };
 }
 
 /** Reads the configured dataset (train and test sets). */
@@ -47,6 +87,9 @@ export async function loadImageSets(d: Config['data'], seed: number): Promise<{ 
       const { train, test } = loadKanjiDataset(d.dir, d.kanji);
       return { train, test };
     }
+    case 'mosaic':
+      // the single-label readers' callers (btm eval, btm split) need one label per image
+      throw new Error("dataset 'mosaic' is multi-label: only `btm run` takes it (btm eval / split / the library's single-label readers do not)");
     case 'synthetic': {
       const s = d.synthetic;
       const task = (perClass: number, offset: number) => gridTask({ n: perClass * s.numClasses, numClasses: s.numClasses, size: s.size, seed: seed * 2 + offset });
@@ -103,6 +146,7 @@ export function channelStats(set: ImageSet, indices: ArrayLike<number>): { mean:
  * name the file or the config key.
  */
 export async function loadRunData(cfg: Config): Promise<RunData> {
+  if (cfg.data.dataset === 'mosaic') return loadMultiLabelRunData(cfg);
   const { train, test } = await loadImageSets(cfg.data, cfg.seed);
   for (const set of [train, test]) {
     if (set.labels.length === 0) throw new Error(`${set.source}: holds no images`);
@@ -111,6 +155,19 @@ export async function loadRunData(cfg: Config): Promise<RunData> {
     throw new Error(`${test.source}: test set shape/classes differ from the training set ${train.source}`);
   }
   const { split, counts } = longTailSplit(cfg.data, train);
+  return { train, test, split, counts, normalize: runNormalization(cfg, train, split) };
+}
+
+/** A multi-label run's data: the mosaic sets, all their training images, counts of images per class. */
+function loadMultiLabelRunData(cfg: Config): RunData {
+  if (cfg.data.splitFile) throw new Error("data.splitFile: dataset 'mosaic' is generated long-tailed as a whole and takes no split file");
+  const { train, test, multiLabel } = loadMosaicSets(cfg.data);
+  const split = Int32Array.from({ length: train.n }, (_, i) => i);
+  const counts = multiLabelCounts(multiLabel.trainSets, train.numClasses);
+  return { train, test, split, counts, normalize: runNormalization(cfg, train, split), multiLabel };
+}
+
+function runNormalization(cfg: Config, train: ImageSet, split: Int32Array): RunData['normalize'] {
   if (split.length === 0) {
     throw new Error(`${cfg.data.splitFile ?? 'data.maxPerClass / data.imbalanceFactor'}: the long-tailed split holds no images`);
   }
@@ -123,5 +180,5 @@ export async function loadRunData(cfg: Config): Promise<RunData> {
     throw new Error(`data.normalize: ${n === 'auto' ? `the statistics of the ${split.length} split images are not finite` : 'not finite'} ` +
       `(mean ${normalize.mean.join(', ')}, std ${normalize.std.join(', ')})`);
   }
-  return { train, test, split, counts, normalize };
+  return normalize;
 }

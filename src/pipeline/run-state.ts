@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { writeJsonAtomic } from '../atomic-file.js';
 import { parseConfig, type Config } from '../config.js';
 import type { Summary } from '../metrics.js';
+import type { MultiLabelSummary } from '../metrics-multilabel.js';
 
 /** The Summary fields a result row carries as they are. */
 type SummaryFields = Pick<Summary,
@@ -25,6 +26,13 @@ export interface ResultRow extends SummaryFields {
   few: number | null;
   /** Training time of the step, seconds. */
   trainSeconds: number;
+  /**
+   * 'ap' for a multi-label run: the per-class metric is average precision, not recall. Then
+   * perClassRecall holds the per-class APs, arithmeticMean the mAP, geometricMean / harmonicMean /
+   * lowestRecall / lowestClass those of the APs, many / medium / few the groups' mAP, zeroRecallClasses
+   * the classes with AP 0, and accuracy the top-1 hit rate (the top-scored class is a label). Absent: recall.
+   */
+  metric?: 'ap';
 }
 
 /** The layout of state.json; bumped when it (or the run directory) changes in a way an older reader would misread. */
@@ -77,6 +85,25 @@ export function rowFromSummary(step: string, stage: string, label: string, s: Su
     medium: s.medium?.recall ?? null,
     few: s.few?.recall ?? null,
     perClassRecall: s.perClassRecall,
+    trainSeconds,
+  };
+}
+
+/** A multi-label evaluation as a result row (see ResultRow.metric). */
+export function rowFromMultiLabel(step: string, stage: string, label: string, s: MultiLabelSummary, topHit: number, trainSeconds: number): ResultRow {
+  return {
+    step, stage, label, metric: 'ap',
+    accuracy: topHit,
+    arithmeticMean: s.mAP,
+    geometricMean: s.geometricMean,
+    harmonicMean: s.harmonicMean,
+    lowestRecall: s.lowestAP,
+    lowestClass: s.lowestClass,
+    zeroRecallClasses: s.perClassAP.filter((a) => a === 0).length,
+    many: s.many?.mAP ?? null,
+    medium: s.medium?.mAP ?? null,
+    few: s.few?.mAP ?? null,
+    perClassRecall: s.perClassAP,
     trainSeconds,
   };
 }

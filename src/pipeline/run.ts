@@ -128,13 +128,15 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
   const stageChanges = resumed?.changed.filter((k) => k !== 'runDir') ?? [];
   if (stageChanges.length) emit({ type: 'log', message: `--resume: settings of stages not started yet changed: ${stageChanges.join(', ')}` });
   const splitFile = run.path('split.txt');
-  if (leader && !existsSync(splitFile)) {
+  // a multi-label run has no split file: its training set is generated long-tailed from data.mosaic's seed
+  if (leader && !data.multiLabel && !existsSync(splitFile)) {
     await writeFileAtomic(splitFile, formatSplitList(data.split, data.train.labels, {
       numClasses: data.train.numClasses, seed: config.data.splitSeed, profile: config.data.profile, imbalanceFactor: config.data.imbalanceFactor,
     }));
   }
-  const trainSet = Dataset.fromImageSet(data.train, device);
-  const testSet = Dataset.fromImageSet(data.test, device);
+  const ml = data.multiLabel;
+  const trainSet = ml ? new Dataset({ ...data.train, targets: ml.trainTargets }, device) : Dataset.fromImageSet(data.train, device);
+  const testSet = ml ? new Dataset({ ...data.test, targets: ml.testTargets }, device) : Dataset.fromImageSet(data.test, device);
   const model = new Model({ arch: meta.arch, numClasses: meta.numClasses, inChannels: meta.inChannels, imageSize: meta.imageSize, device, seed: config.seed });
   applyPerformance(model, config);
   const ctx: StageContext = {
@@ -276,7 +278,9 @@ async function writeResults(ctx: StageContext, status: string): Promise<void> {
     version: RUN_FORMAT_VERSION,
     status,
     config,
-    split: { file: 'split.txt', counts: data.counts, size: data.split.length, seed: config.data.splitSeed },
+    split: data.multiLabel
+      ? { file: null, counts: data.counts, size: data.split.length, seed: config.data.mosaic.seed, multiLabel: true }
+      : { file: 'split.txt', counts: data.counts, size: data.split.length, seed: config.data.splitSeed },
     seeds: { run: config.seed, split: config.data.splitSeed },
     classNames: data.train.classNames,
     machine: { ...buildInfo(), threads: getNumThreads(), node: process.version, device: config.model.device },
@@ -286,7 +290,7 @@ async function writeResults(ctx: StageContext, status: string): Promise<void> {
   });
 }
 
-/** Per-class recall before / after (the first and last rows, and the merged model when present). */
+/** Per-class recall (multi-label: AP) before / after (the first and last rows, and the merged model when present). */
 async function writeCharts(ctx: StageContext): Promise<void> {
   const rows = ctx.run.state.rows;
   if (rows.length === 0) return;
@@ -294,13 +298,15 @@ async function writeCharts(ctx: StageContext): Promise<void> {
     (r, i, all): r is ResultRow => r !== undefined && all.indexOf(r) === i,
   );
   const opts = {
-    title: `Per-class recall, ${ctx.config.name}`,
+    title: `Per-class ${ctx.data.multiLabel ? 'AP' : 'recall'}, ${ctx.config.name}`,
     series: picked.map((r) => ({ label: r.label, recall: r.perClassRecall })),
     classNames: ctx.data.train.classNames,
     trainCounts: ctx.data.counts,
   };
-  await writeFile(ctx.run.path('recall.svg'), recallChartSvg(opts));
-  await writeFile(ctx.run.path('recall.png'), recallChartPng(opts));
+  // a multi-label run charts per-class AP: ap.svg / ap.png
+  const name = ctx.data.multiLabel ? 'ap' : 'recall';
+  await writeFile(ctx.run.path(`${name}.svg`), recallChartSvg({ ...opts, axisLabel: ctx.data.multiLabel ? 'AP' : 'Recall' }));
+  await writeFile(ctx.run.path(`${name}.png`), recallChartPng({ ...opts, axisLabel: ctx.data.multiLabel ? 'AP' : 'Recall' }));
 }
 
 /** Reads the final checkpoint's metadata; used by `btm info`. */

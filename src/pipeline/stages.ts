@@ -18,24 +18,35 @@ import type { StateDict } from '../state-dict.js';
 import { isWriter, type StageContext } from './context.js';
 import { allreduceMerge } from '../distributed/merge.js';
 import { lossOptions } from './losses.js';
-import { rowFromSummary } from './run-state.js';
+import { rowFromMultiLabel, rowFromSummary, type ResultRow } from './run-state.js';
+import { sigmoidScores, summarizeMultiLabel, topHitRate } from '../metrics-multilabel.js';
+import { multiLabelBtmSubsets, positivesByClass } from '../sampling/multilabel.js';
 import { btmFineTunesBatched } from './btm-batched.js';
 import { runEpochs, type EpochLoop } from './trainer.js';
 import type { MoreConfig } from '../more.js';
 import { initHeadFromClassMeans, peftMeta, peftOptions, preparePeftModel } from '../lift.js';
 
-/** Evaluates ctx.model on the test set (or takes `given` predictions made elsewhere) and records a result row. */
-export async function evaluateStep(ctx: StageContext, step: string, stage: string, label: string, given?: { preds: Int32Array; seconds: number }): Promise<void> {
+/**
+ * Evaluates ctx.model on the test set (or takes `given` predictions made elsewhere) and records a result
+ * row: per-class recall, or for a multi-label run per-class AP of the sigmoid scores (ResultRow.metric).
+ */
+export async function evaluateStep(ctx: StageContext, step: string, stage: string, label: string, given?: { preds: Int32Array; logits?: Float32Array; seconds: number }): Promise<void> {
   ctx.emit({ type: 'eval', step, stage, label });
   const t0 = performance.now();
-  const { preds } = given ?? (await ctx.model.evaluate(ctx.testSet, { batchSize: ctx.config.eval.batchSize, normalize: ctx.data.normalize }));
-  const s = summarize(ctx.data.test.labels, preds, ctx.meta.numClasses, {
-    trainCounts: ctx.data.counts,
-    manyThreshold: ctx.config.eval.manyThreshold,
-    fewThreshold: ctx.config.eval.fewThreshold,
-  });
-  ctx.run.addTime(`${step}:eval`, given?.seconds ?? (performance.now() - t0) / 1000);
-  const row = rowFromSummary(step, stage, label, s, ctx.run.state.timings[step] ?? 0);
+  const multi = ctx.data.multiLabel;
+  const { preds, logits } = given ?? (await ctx.model.evaluate(ctx.testSet, { batchSize: ctx.config.eval.batchSize, normalize: ctx.data.normalize, logits: multi !== undefined }));
+  const opts = { trainCounts: ctx.data.counts, manyThreshold: ctx.config.eval.manyThreshold, fewThreshold: ctx.config.eval.fewThreshold };
+  let row: ResultRow;
+  if (multi) {
+    const scores = sigmoidScores(logits!);
+    const s = summarizeMultiLabel(multi.testTargets, scores, ctx.meta.numClasses, opts);
+    ctx.run.addTime(`${step}:eval`, given?.seconds ?? (performance.now() - t0) / 1000);
+    row = rowFromMultiLabel(step, stage, label, s, topHitRate(multi.testTargets, scores, ctx.meta.numClasses), ctx.run.state.timings[step] ?? 0);
+  } else {
+    const s = summarize(ctx.data.test.labels, preds, ctx.meta.numClasses, opts);
+    ctx.run.addTime(`${step}:eval`, given?.seconds ?? (performance.now() - t0) / 1000);
+    row = rowFromSummary(step, stage, label, s, ctx.run.state.timings[step] ?? 0);
+  }
   await ctx.run.addRow(row);
   ctx.emit({ type: 'row', row });
 }
@@ -122,7 +133,7 @@ export async function pretrain(ctx: StageContext): Promise<void> {
     epochIndices: (_e, rng) => uniformEpoch(ctx.data.split, rng),
     train: {
       cropPadding: c.cropPadding, hflip: c.hflip, mixupAlpha: c.mixupAlpha, normalize: ctx.data.normalize,
-      ...lossOptions(c.loss, ctx.data.counts),
+      ...lossOptions(c.loss, ctx.data.counts, ctx.data.split.length),
     },
     resumable: true,
   }, c.more, ctx.data.counts);
@@ -137,7 +148,7 @@ export async function fc(ctx: StageContext): Promise<void> {
     step: 'fc',
     schedule: c,
     epochIndices: (_e, rng) => uniformEpoch(ctx.data.split, rng),
-    train: { bnMode: 'eval', normalize: ctx.data.normalize, ...lossOptions(c.loss, ctx.data.counts) },
+    train: { bnMode: 'eval', normalize: ctx.data.normalize, ...lossOptions(c.loss, ctx.data.counts, ctx.data.split.length) },
     resumable: true,
   }, c.more, ctx.data.counts);
   await finishStep(ctx, 'fc', ctx.run.path('fc.safetensors'), 'fc', 'FC');
@@ -148,8 +159,13 @@ export async function btm(ctx: StageContext): Promise<void> {
   const c = ctx.config.btm;
   const { run, model, data } = ctx;
   const numClasses = ctx.meta.numClasses;
-  const byClass = groupByClass(data.split, data.train.labels, numClasses);
-  const { subsets, shortClasses } = btmSubsets(byClass, { numSubsets: c.numSubsets, perClass: c.perClass }, new Rng(ctx.config.seed).fork(0xb7));
+  const multi = data.multiLabel;
+  // multi-label: per class, the images that contain it (an image under each of its classes)
+  const byClass = multi ? positivesByClass(data.split, multi.trainSets, numClasses) : groupByClass(data.split, data.train.labels, numClasses);
+  const subsetOptions = { numSubsets: c.numSubsets, perClass: c.perClass };
+  const { subsets, shortClasses } = multi
+    ? multiLabelBtmSubsets(byClass, subsetOptions, new Rng(ctx.config.seed).fork(0xb7))
+    : btmSubsets(byClass, subsetOptions, new Rng(ctx.config.seed).fork(0xb7));
   if (shortClasses.length) {
     ctx.emit({ type: 'log', message: `btm: ${shortClasses.length} class(es) have fewer than ${c.perClass} images and give all they have: ${shortClasses.join(', ')}` });
   }
@@ -165,14 +181,16 @@ export async function btm(ctx: StageContext): Promise<void> {
   const scoreOf = async () =>
     scoreOfPreds((await model.evaluate(ctx.trainSet, { indices: validation, batchSize: ctx.config.eval.batchSize, normalize: data.normalize })).preds);
   const startMember = async (k: number) => {
-    await writeFile(run.path('btm', `subset-${k}.txt`), formatSplitList(subsets[k], data.train.labels, {
-      numClasses, seed: ctx.config.seed, profile: 'exp', imbalanceFactor: 1,
-    }));
+    await writeFile(run.path('btm', `subset-${k}.txt`), multi
+      ? Array.from(subsets[k], (i) => `${i}\t${multi.trainSets[i].join(',')}\n`).join('')
+      : formatSplitList(subsets[k], data.train.labels, { numClasses, seed: ctx.config.seed, profile: 'exp', imbalanceFactor: 1 }));
     ctx.emit({ type: 'step', step: `btm-${k}`, stage: 'btm', message: `BTM fine-tune ${k + 1}/${subsets.length} on ${subsets[k].length} images, ${c.epochs} epochs` });
   };
   const trainOptions = {
     cropPadding: c.cropPadding, hflip: c.hflip, mixupAlpha: c.mixupAlpha, normalize: data.normalize,
-    ...lossOptions(c.loss, byClass.map((l) => Math.min(l.length, c.perClass))),
+    ...(multi
+      ? lossOptions(c.loss, positivesByClass(subsets[0], multi.trainSets, numClasses).map((l) => l.length), subsets[0].length)
+      : lossOptions(c.loss, byClass.map((l) => Math.min(l.length, c.perClass)))),
   };
 
   // btm.parallel (default: all members at once) > 1: members trained and evaluated together
@@ -189,7 +207,8 @@ export async function btm(ctx: StageContext): Promise<void> {
     await btmFineTunesBatched(ctx, {
       base, subsets, files, parallel, train: trainOptions, start: startMember, only: mine,
       validation: c.merge !== 'uniform' ? { indices: validation, score: scoreOfPreds } : undefined,
-      record: evalHere ? (k, preds, seconds) => evaluateStep(ctx, `btm-${k}`, 'btm', `BTM fine-tune #${k + 1}`, { preds, seconds }) : undefined,
+      record: evalHere ? (k, r, seconds) => evaluateStep(ctx, `btm-${k}`, 'btm', `BTM fine-tune #${k + 1}`, { ...r, seconds }) : undefined,
+      logits: multi !== undefined,
     });
   }
   for (const [k, subset] of subsets.entries()) {
@@ -290,7 +309,10 @@ async function gatherMembers(ctx: StageContext, n: number, files: string[], mine
 export async function posttrain(ctx: StageContext): Promise<void> {
   const c = ctx.config.posttrain;
   const { data } = ctx;
-  const byClass = groupByClass(data.split, data.train.labels, ctx.meta.numClasses);
+  // class-aware batches; multi-label: drawn per class from the images that contain it
+  const byClass = data.multiLabel
+    ? positivesByClass(data.split, data.multiLabel.trainSets, ctx.meta.numClasses)
+    : groupByClass(data.split, data.train.labels, ctx.meta.numClasses);
   const recipe = `${c.loss.type}${c.lws ? ' + LWS' : ''}${c.shiftBn ? ' + shift-BN' : ''}`;
   ctx.emit({ type: 'step', step: 'posttrain', stage: 'posttrain', message: `post-training the classifier (${recipe}), ${c.epochs} epochs` });
   ctx.model.setOptimizer({ momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov, trainable: 'classifier', lws: c.lws });
@@ -301,7 +323,7 @@ export async function posttrain(ctx: StageContext): Promise<void> {
     epochIndices: (_e, rng) => classAwareEpoch(byClass, data.split.length, rng, { perClass: c.perClass }),
     train: {
       bnMode: c.shiftBn ? 'train' : 'eval', mixupAlpha: c.mixupAlpha, normalize: data.normalize,
-      ...lossOptions(c.loss, data.counts),
+      ...lossOptions(c.loss, data.counts, data.split.length),
     },
     // short stage; with LWS the scale is folded into fc at every export, so it restarts as a whole
     resumable: false,

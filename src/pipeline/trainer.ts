@@ -61,6 +61,7 @@ export function nonFiniteWeight(model: Model): string | undefined {
 /** The loss the trainer asks the native core for, by name (recorded in metrics.jsonl). */
 export function lossName(t: EpochLoop['train']): string {
   if (t.loss === 'gml') return 'gml';
+  if (t.loss === 'bce') return t.logitOffsets ? 'bce-logit-adjust' : t.classWeights ? 'bce-cb' : 'bce';
   if (t.labelSmoothing) return 'las';
   if (t.logitOffsets) return 'logit-adjust';
   return 'ce';

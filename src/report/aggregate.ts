@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { MetricsRecord, ResultRow } from '../pipeline/run-state.js';
 import { formatTable } from './table.js';
 
-export const AGGREGATED_METRICS = ['harmonicMean', 'geometricMean', 'lowestRecall', 'accuracy'] as const;
+export const AGGREGATED_METRICS = ['harmonicMean', 'geometricMean', 'lowestRecall', 'accuracy', 'arithmeticMean'] as const;
 type Metric = (typeof AGGREGATED_METRICS)[number];
 
 export interface AggregateRow {
@@ -17,6 +17,8 @@ export interface AggregateRow {
   mean: Record<Metric, number>;
   /** Sample standard deviation (0 for a single run). */
   std: Record<Metric, number>;
+  /** Multi-label rows (ResultRow.metric 'ap'): the metrics are of per-class AP. */
+  ap?: boolean;
 }
 
 /** The method a run belongs to: its name without a trailing `-s<seed>`. */
@@ -44,7 +46,7 @@ export function aggregateRuns(runs: { name: string; rows: ResultRow[] }[]): Aggr
     };
     const mean = {} as Record<Metric, number>, std = {} as Record<Metric, number>;
     for (const m of AGGREGATED_METRICS) [mean[m], std[m]] = stat(m);
-    return { method, label, runs: rows.length, mean, std };
+    return { method, label, runs: rows.length, mean, std, ...(rows.every((r) => r.metric === 'ap') ? { ap: true } : {}) };
   });
 }
 
@@ -68,17 +70,21 @@ const pm = (mean: number, std: number, runs: number) => (runs > 1 ? `${(mean * 1
 
 /** A terminal / Markdown-friendly table: mean ± std in percent (the value alone for a single run). */
 export function formatAggregate(rows: AggregateRow[], markdown = false): string {
+  // multi-label runs (every row of AP): mAP first, the means and minimum of per-class AP, top-1 hit rate
+  const ap = rows.length > 0 && rows.every((r) => r.ap);
   const cols = [
     { key: 'method', header: 'method', align: 'left' as const },
     { key: 'label', header: 'model', align: 'left' as const },
     { key: 'runs', header: 'runs' },
-    { key: 'h', header: 'H-mean %' },
-    { key: 'g', header: 'G-mean %' },
-    { key: 'low', header: 'lowest %' },
-    { key: 'acc', header: 'accuracy %' },
+    ...(ap ? [{ key: 'map', header: 'mAP %' }] : []),
+    { key: 'h', header: ap ? 'H-AP %' : 'H-mean %' },
+    { key: 'g', header: ap ? 'G-AP %' : 'G-mean %' },
+    { key: 'low', header: ap ? 'min AP %' : 'lowest %' },
+    { key: 'acc', header: ap ? 'top-1 hit %' : 'accuracy %' },
   ];
   const cells = rows.map((r) => ({
     method: r.method, label: r.label, runs: r.runs,
+    map: pm(r.mean.arithmeticMean, r.std.arithmeticMean, r.runs),
     h: pm(r.mean.harmonicMean, r.std.harmonicMean, r.runs), g: pm(r.mean.geometricMean, r.std.geometricMean, r.runs),
     low: pm(r.mean.lowestRecall, r.std.lowestRecall, r.runs), acc: pm(r.mean.accuracy, r.std.accuracy, r.runs),
   }));

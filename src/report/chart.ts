@@ -24,6 +24,8 @@ export interface RecallChartOptions {
   classNames?: string[];
   /** Training images per class: sorts the classes head to tail and shades the many / medium / few bands. */
   trainCounts?: number[];
+  /** The y axis title (default 'Recall'; a multi-label run's chart says 'AP'). */
+  axisLabel?: string;
   /** Default 960. */
   width?: number;
   /** Default 540. */
@@ -168,7 +170,7 @@ function layoutRecallChart(opts: RecallChartOptions): Layout {
     shapes.push({ kind: 'line', x1: plotLeft - 4, y1: y, x2: plotLeft, y2: y, stroke: INK });
     text(plotLeft - 7, y - Math.floor(FONT.capHeight / 2), `${pct}%`, 'end');
   }
-  text(pad, (plotTop + plotBottom) / 2, 'Recall', 'middle', { vertical: true });
+  text(pad, (plotTop + plotBottom) / 2, opts.axisLabel ?? 'Recall', 'middle', { vertical: true });
 
   // Data.
   series.forEach((s, j) => {

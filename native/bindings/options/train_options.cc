@@ -18,8 +18,8 @@ void check_batches(const Napi::Env& env, const std::string& what, int64_t n, int
 
 const std::vector<std::string>& train_option_keys() {
   static const std::vector<std::string> keys = {"lr", "batchSize", "dropLast", "cropPadding", "hflip", "normalize",
-                                                "mixupAlpha", "loss", "logitOffsets", "labelSmoothing", "gmlPower",
-                                                "bnMode"};
+                                                "mixupAlpha", "loss", "logitOffsets", "labelSmoothing", "classWeights",
+                                                "gmlPower", "bnMode"};
   return keys;
 }
 
@@ -34,6 +34,7 @@ TrainConfig train_shared_options(const Napi::Object& o, const std::string& what,
   cfg.normalize = normalize(o, what, in_channels);
   cfg.mixup_alpha = args::number(o, what, "mixupAlpha", 0, 0, defaults::kMaxMixupAlpha);
   cfg.loss = loss_options(o, what, num_classes);
+  check_loss_data(env, what, cfg.loss, data, num_classes);
   if (cfg.loss.kind == LossKind::GML && cfg.mixup_alpha > 0)
     args::range_error(env, what + ": loss 'gml' does not take mixup (mixupAlpha must be 0)");
   cfg.bn_train = args::choice(o, what, "bnMode", std::string("train"), {"train", "eval"}) == "train";
