@@ -77,7 +77,9 @@ tar -C "$work" -xJf "$pack" || { echo "run.sh: cannot unpack $pack" >&2; exit 1;
 cat "$work/PACK-INFO" | tee "$out/pack-info.txt"
 if [ -n "$src" ]; then
   [ -f "$src/package.json" ] && [ -d "$src/native" ] || { echo "run.sh: --src $src is not a btm-node checkout" >&2; exit 2; }
-  echo "sources: $src (over the packed ones)" | tee -a "$out/pack-info.txt"
+  echo "sources: $src (instead of the packed ones)" | tee -a "$out/pack-info.txt"
+  # the packed sources go first: a file moved or deleted since the pack was made must not stay behind
+  (cd "$work/btm-node" && rm -rf native src test bench scripts CMakeLists.txt package.json tsconfig.json)
   tar -C "$src" --exclude=./node_modules --exclude=./build --exclude=./dist --exclude=./.git --exclude=./.gpu -cf - . |
     tar -C "$work/btm-node" -xf -
 fi
