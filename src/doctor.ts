@@ -34,6 +34,8 @@ export interface AddonBuild {
   cudnnVersion?: string | null;
   hardwareConcurrency?: number;
   parallelInfo?: string;
+  /** c10d backends compiled in ('gloo', 'nccl'). */
+  distBackends?: string[];
 }
 
 export interface DoctorProblem {
@@ -174,6 +176,8 @@ export function formatDoctor(r: DoctorReport): string {
     line('CUDA', b.cudaVersion === undefined ? 'unknown (older addon)' : (b.cudaVersion ?? 'none (CPU-only libtorch)'));
     line('cuDNN', b.cudnnVersion === undefined ? 'unknown (older addon)' : (b.cudnnVersion ?? 'none'));
     line('Node-API', b.napiVersion === undefined ? 'unknown (older addon)' : String(b.napiVersion));
+    line('distributed', b.distBackends === undefined ? 'unknown (older addon)'
+      : b.distBackends.length ? b.distBackends.join(', ') : 'none (Gloo needs libgloo-dev at build time, NCCL BTM_NCCL=1)');
   }
   if (r.libtorch) line(r.loaded ? 'loaded lib' : 'found lib', `${r.libtorch.file} (${r.libtorch.version ?? 'version unknown'}, ${r.libtorch.how})`);
   if (r.threads !== undefined) line('threads', `${r.threads} intra-op on ${r.cores} cores`);

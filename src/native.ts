@@ -92,6 +92,8 @@ export interface NativeBuildInfo {
   /** A CUDA device is usable now. */
   cudaAvailable: boolean;
   deviceCount: number;
+  /** c10d backends compiled in ('gloo', 'nccl'). */
+  distBackends: string[];
 }
 
 /** A native default and its bounds (defaults.h). */

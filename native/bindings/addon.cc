@@ -10,6 +10,7 @@
 #include "bindings/options/loss_options.h"
 #include "bindings/options/more_options.h"
 #include "compat.h"
+#include "distributed/dist_group.h"
 #include "defaults.h"
 #include "runtime/devices.h"
 #include "runtime/threads.h"
@@ -78,6 +79,9 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   o.Set("cudnnVersion", cudnn.empty() ? env.Null() : Napi::String::New(env, cudnn));
   o.Set("cudaAvailable", torch::cuda::is_available());
   o.Set("deviceCount", double(torch::cuda::device_count()));
+  auto backends = Napi::Array::New(env);
+  for (const auto& b : dist_backends()) backends.Set(backends.Length(), b);
+  o.Set("distBackends", backends);  // c10d backends compiled in (distributed/dist_group.h)
   return o;
 }
 
