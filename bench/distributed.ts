@@ -30,7 +30,7 @@ export interface DistributedResult {
 }
 
 export async function distributedBench(opts: { quick: boolean; log: (s: string) => void }): Promise<DistributedResult> {
-  const c = { arch: 'resnet20', size: 28, channels: 1, batch: 64, steps: opts.quick ? 6 : 20, warmup: 2, members: 4 };
+  const c = { arch: 'resnet20', size: 28, channels: 1, batch: 128, steps: opts.quick ? 6 : 20, warmup: 2, members: 4 };
   const dp = [];
   for (const w of [1, 2]) {
     opts.log(`distributed: data-parallel ${c.arch} b${c.batch}, ${w} rank(s) x 1 thread`);
