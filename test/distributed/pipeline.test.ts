@@ -69,6 +69,34 @@ describe.skipIf(!distBackends().includes('gloo'))('distributed pipeline (Gloo, l
     expect(readdirSync(dir).filter((f) => f.includes('.partial.'))).toEqual([]);
   }, 300_000);
 
+  it('2 ranks give the single-process metrics where no rank draws its own randomness: fc -> btm -> cRT-style post-train', async () => {
+    // from a pre-trained model: fc (BatchNorm frozen) and the post-train (no shift-BN, no mixup) are
+    // data-parallel with the same function per step as one process; BTM members train alone with the
+    // single-process streams; the merge is an all-reduce. Only float summation order differs.
+    const pre = await runPipeline(tiny('pre', { pipeline: ['pretrain'] }));
+    const init = join(pre.dir, 'pretrain.safetensors');
+    const patch = {
+      pipeline: ['fc', 'btm', 'posttrain'], model: { arch: 'resnet8', init },
+      fc: { epochs: 2, batchSize: 32 }, posttrain: { epochs: 2, batchSize: 32, shiftBn: false, mixupAlpha: 0 },
+    };
+    const single = await runPipeline(tiny('twin-1', patch));
+    const port = await freePort();
+    const config = tiny('twin-2', patch);
+    const [r0, r1] = await Promise.all([0, 1].map((r) => rank({ mode: 'pipeline', rank: r, worldSize: 2, port, config })));
+    expect(r0.code, r0.stderr).toBe(0);
+    expect(r1.code, r1.stderr).toBe(0);
+    const byStep = (rows: { step: string; perClassRecall: number[] }[]) => Object.fromEntries(rows.map((r) => [r.step, r.perClassRecall]));
+    expect(byStep(r0.out.rows)).toEqual(byStep(single.rows));
+    const a = (await readCheckpoint(join(single.dir, 'posttrain.safetensors'))).state;
+    const b = (await readCheckpoint(join(r0.out.dir, 'posttrain.safetensors'))).state;
+    let worst = 0;
+    for (const [i, e] of b.entries()) {
+      const scale = Math.max(1e-3, ...Array.from(a[i].data, (v) => Math.abs(Number(v))));
+      for (let j = 0; j < e.data.length; j++) worst = Math.max(worst, Math.abs(Number(e.data[j]) - Number(a[i].data[j])) / scale);
+    }
+    expect(worst).toBeLessThan(1e-5);
+  }, 300_000);
+
   it('btm run --nproc 2: a rank killed with SIGKILL stops the other, named; --resume finishes the run', async () => {
     const args = [CLI, 'run', '--nproc', '2', '--runDir', root, '--name', 'killed', '--seed', '3', '--data.dataset', 'synthetic',
       '--data.synthetic', '{"numClasses":4,"size":16,"trainPerClass":120,"testPerClass":30}', '--data.imbalanceFactor', '10',
