@@ -85,6 +85,32 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// The batch the test-only loss hooks compute on: labels (labelsA, labelsB?, lam?) or, for loss 'bce',
+// multi-hot `targets` [B*C] in [0, 1]; checked before libtorch sees them.
+struct GivenBatch {
+  torch::Tensor ya, yb, target;  // target undefined with labels; ya / yb empty with targets
+  double lam = 1.0;
+};
+GivenBatch given_batch(const Napi::Object& o, const std::string& what, const LossConfig& loss, int64_t B, int64_t C) {
+  Napi::Env env = o.Env();
+  const bool has_targets = !o.Get("targets").IsUndefined();
+  if (has_targets && loss.kind != LossKind::BCE) args::range_error(env, what + ".targets is for loss 'bce'");
+  const auto targets = has_targets ? args::floats(o, what, "targets", B * C, 0, 1) : std::vector<float>();
+  std::vector<int64_t> ya, yb;
+  if (!has_targets) {
+    ya = args::indices(o.Get("labelsA"), what + ".labelsA", C);
+    yb = o.Get("labelsB").IsUndefined() ? ya : args::indices(o.Get("labelsB"), what + ".labelsB", C);
+    if (static_cast<int64_t>(ya.size()) != B || static_cast<int64_t>(yb.size()) != B)
+      args::range_error(env, what + ": labelsA and labelsB need " + std::to_string(B) + " entries");
+  }
+  GivenBatch b;
+  b.lam = args::number(o, what, "lam", 1.0, 0, 1);
+  b.ya = torch::tensor(ya, torch::kLong);
+  b.yb = torch::tensor(yb, torch::kLong);
+  if (has_targets) b.target = torch::tensor(targets).view({B, C});
+  return b;
+}
+
 // _computeLoss({logits: Float32Array [B*C], numClasses, labelsA: Int32Array, labelsB?, lam?, logitOffsets?,
 // labelSmoothing?, classWeights?, loss?: 'ce'|'gml'|'bce', gmlPower?}) -> number: the training loss on given
 // logits, for checking against a reference (test only). Loss 'bce' takes `targets` (Float32Array [B*C], each
@@ -101,24 +127,12 @@ Napi::Value ComputeLoss(const Napi::CallbackInfo& info) {
     args::range_error(env, what + ".logits length " + std::to_string(logits.size()) + " is not a positive multiple of numClasses");
   const int64_t B = static_cast<int64_t>(logits.size()) / C;
   const auto loss = options::loss_options(o, what, C);
-  const bool has_targets = !o.Get("targets").IsUndefined();
-  if (has_targets && loss.kind != LossKind::BCE) args::range_error(env, what + ".targets is for loss 'bce'");
-  if (has_targets && (!o.Get("labelsA").IsUndefined() || !o.Get("labelsB").IsUndefined()))
+  if (!o.Get("targets").IsUndefined() && (!o.Get("labelsA").IsUndefined() || !o.Get("labelsB").IsUndefined()))
     args::range_error(env, what + ": give targets or labelsA/labelsB, not both");
-  const auto targets = has_targets ? args::floats(o, what, "targets", B * C, 0, 1) : std::vector<float>();
-  std::vector<int64_t> ya, yb;
-  if (!has_targets) {
-    ya = args::indices(o.Get("labelsA"), what + ".labelsA", C);
-    yb = o.Get("labelsB").IsUndefined() ? ya : args::indices(o.Get("labelsB"), what + ".labelsB", C);
-    if (static_cast<int64_t>(ya.size()) != B || static_cast<int64_t>(yb.size()) != B)
-      args::range_error(env, what + ": labelsA and labelsB need " + std::to_string(B) + " entries");
-  }
-  const double lam = args::number(o, what, "lam", 1.0, 0, 1);
+  const auto b = given_batch(o, what, loss, B, C);
   return guarded(env, "computeLoss", [&] {
     auto z = torch::tensor(logits).view({B, C});
-    auto ta = torch::tensor(ya, torch::kLong), tb = torch::tensor(yb, torch::kLong);
-    auto target = has_targets ? torch::tensor(targets).view({B, C}) : torch::Tensor();
-    return Napi::Number::New(env, training_loss(loss, loss_tensors(loss, torch::kCPU), z, ta, tb, lam, target).item<double>());
+    return Napi::Number::New(env, training_loss(loss, loss_tensors(loss, torch::kCPU), z, b.ya, b.yb, b.lam, b.target).item<double>());
   });
 }
 
@@ -139,25 +153,13 @@ Napi::Value ComputeMoreLoss(const Napi::CallbackInfo& info) {
     args::range_error(env, what + ".full length " + std::to_string(full.size()) + " is not a positive multiple of numClasses");
   const int64_t B = static_cast<int64_t>(full.size()) / C;
   const auto loss = options::loss_options(o, what, C);
-  const bool has_targets = !o.Get("targets").IsUndefined();
-  if (has_targets && loss.kind != LossKind::BCE) args::range_error(env, what + ".targets is for loss 'bce'");
-  const auto targets = has_targets ? args::floats(o, what, "targets", B * C, 0, 1) : std::vector<float>();
-  std::vector<int64_t> ya, yb;
-  if (!has_targets) {
-    ya = args::indices(o.Get("labelsA"), what + ".labelsA", C);
-    yb = o.Get("labelsB").IsUndefined() ? ya : args::indices(o.Get("labelsB"), what + ".labelsB", C);
-    if (static_cast<int64_t>(ya.size()) != B || static_cast<int64_t>(yb.size()) != B)
-      args::range_error(env, what + ": labelsA and labelsB need " + std::to_string(B) + " entries");
-  }
-  const double lam = args::number(o, what, "lam", 1.0, 0, 1);
+  const auto b = given_batch(o, what, loss, B, C);
   const auto more = options::more_options(o, what, 1, C);
   if (!more.on()) args::type_error(env, what + ".more is required");
   return guarded(env, "computeMoreLoss", [&] {
     auto zf = torch::tensor(full).view({B, C}), zg = torch::tensor(general).view({B, C});
-    auto ta = torch::tensor(ya, torch::kLong), tb = torch::tensor(yb, torch::kLong);
-    auto target = has_targets ? torch::tensor(targets).view({B, C}) : torch::Tensor();
-    const double base = training_loss(loss, loss_tensors(loss, torch::kCPU), zf, ta, tb, lam, target).item<double>();
-    const double d = more_discrepancy(more.discrepancy, zf, zg, ta, tb, lam, torch::tensor(more.class_weights), target).item<double>();
+    const double base = training_loss(loss, loss_tensors(loss, torch::kCPU), zf, b.ya, b.yb, b.lam, b.target).item<double>();
+    const double d = more_discrepancy(more.discrepancy, zf, zg, b.ya, b.yb, b.lam, torch::tensor(more.class_weights), b.target).item<double>();
     auto r = Napi::Object::New(env);
     r.Set("base", base);
     r.Set("discrepancy", d);
