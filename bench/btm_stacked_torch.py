@@ -1,16 +1,22 @@
 # Step 1 of issue 9: N CIFAR resnets trained one after another vs one stacked (grouped-conv) network.
 # Usage (repo root): /usr/bin/python3 bench/btm_stacked_torch.py N DEPTH CHANNELS SIZE [both|nchw|cl]
+# DEVICE=cuda runs it on the GPU (synchronised timings; BATCH=32 by default).
 import sys, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-torch.set_num_threads(2)
+import os
+DEV = torch.device(os.environ.get('DEVICE', 'cpu'))
+if DEV.type == 'cpu':
+    torch.set_num_threads(2)
+else:
+    torch.backends.cudnn.benchmark = True
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 DEPTH = int(sys.argv[2]) if len(sys.argv) > 2 else 20
 CIN = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 HW = int(sys.argv[4]) if len(sys.argv) > 4 else 28
-B = 32
+B = int(os.environ.get('BATCH', '32'))
 K = 10
 NB = (DEPTH - 2) // 6
 
@@ -90,29 +96,36 @@ def step(net, params, bufs, x, y, cl):
     sgd(params, bufs=bufs)
 
 
+def sync():
+    if DEV.type == 'cuda':
+        torch.cuda.synchronize()
+
+
 def bench(fn, reps):
     for _ in range(3):
         fn()
+    sync()
     t = time.perf_counter()
     for _ in range(reps):
         fn()
+    sync()
     return (time.perf_counter() - t) / reps
 
 
 def run(cl):
-    seq = [Net(1) for _ in range(N)]
+    seq = [Net(1).to(DEV) for _ in range(N)]
     if cl:
         seq = [m.to(memory_format=torch.channels_last) for m in seq]
     sp = [list(m.parameters()) for m in seq]
     sb = [[None] * len(p) for p in sp]
-    xs = [torch.randn(B, CIN, HW, HW) for _ in range(N)]
-    ys = [torch.randint(0, K, (B, 1)) for _ in range(N)]
+    xs = [torch.randn(B, CIN, HW, HW, device=DEV) for _ in range(N)]
+    ys = [torch.randint(0, K, (B, 1), device=DEV) for _ in range(N)]
 
     def seq_round():
         for k in range(N):
             step(seq[k], sp[k], sb[k], xs[k], ys[k], cl)
 
-    st = Net(N)
+    st = Net(N).to(DEV)
     if cl:
         st = st.to(memory_format=torch.channels_last)
     stp = list(st.parameters())
@@ -123,13 +136,13 @@ def run(cl):
     def st_round():
         step(st, stp, stb, xst, yst, cl)
 
-    reps = 5
+    reps = 5 if DEV.type == 'cpu' else 30
     ts, tb = [], []
     for _ in range(3):  # alternate
         ts.append(bench(seq_round, reps))
         tb.append(bench(st_round, reps))
     s, b = min(ts), min(tb)
-    print(f"N={N} resnet{DEPTH} {HW}x{HW}x{CIN} B={B} channels_last={cl}: sequential {s*1000:.1f} ms/round, "
+    print(f"{DEV.type} N={N} resnet{DEPTH} {HW}x{HW}x{CIN} B={B} channels_last={cl}: sequential {s*1000:.1f} ms/round, "
           f"stacked(groups={N}) {b*1000:.1f} ms/round, ratio {b/s:.3f}", flush=True)
     return s, b
 

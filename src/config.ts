@@ -163,6 +163,12 @@ export const BtmSchema = z.strictObject({
   merge: z.enum(MERGE_STRATEGIES).default('uniform'),
   /** Fine-tunes trained together in one native call (default: all; 1 = one after another). */
   parallel: int(1, 1000).optional(),
+  /**
+   * How fine-tunes trained together run: 'auto' (one stacked network with grouped convolutions on
+   * CUDA, side by side on the CPU cores otherwise), true (stacked: an error names what prevents it),
+   * false (never stacked). See MemberTrainOptions.stacked.
+   */
+  stacked: z.union([z.boolean(), z.literal('auto')]).default('auto'),
   /** Evaluate each fine-tuned model on the test set (a row per fine-tune, like table 5). */
   evalEach: z.boolean().default(true),
 });

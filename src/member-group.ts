@@ -14,6 +14,14 @@ import type { StateDict } from './state-dict.js';
 export interface MemberTrainOptions extends Omit<TrainOptions, 'lr'> {
   /** One learning rate for every member and step, or one entry per member (a number or one per step). */
   lr: number | Array<number | Float32Array | number[]>;
+  /**
+   * Train the members as ONE network whose convolutions run grouped over the members (ResNets): true,
+   * false, or 'auto' (default: stacked on CUDA, where a small step is launch-bound, and side by side on
+   * the CPU cores otherwise). true on members that cannot run stacked (PEFT modules, MORE, LWS, fp16
+   * loss scaling, a process group, subsets of different lengths, per-member learning rates) throws a
+   * RangeError saying why.
+   */
+  stacked?: boolean | 'auto';
 }
 
 export interface MemberEvalOptions {
@@ -21,6 +29,8 @@ export interface MemberEvalOptions {
   batchSize?: number;
   normalize?: Normalization;
   logits?: boolean;
+  /** As {@link MemberTrainOptions.stacked}: one pass of the stacked network for every member. */
+  stacked?: boolean | 'auto';
 }
 
 export interface MemberEvalResult {

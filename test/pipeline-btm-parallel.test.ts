@@ -14,7 +14,7 @@ import { deepMerge, presetConfig } from '../src/presets.js';
 const root = mkdtempSync(join(tmpdir(), 'btm-parallel-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-function config(name: string, parallel?: number) {
+function config(name: string, parallel?: number, stacked: boolean | 'auto' = 'auto') {
   return deepMerge(presetConfig('btm'), {
     name,
     runDir: root,
@@ -23,7 +23,7 @@ function config(name: string, parallel?: number) {
     data: { dataset: 'synthetic', imbalanceFactor: 10, synthetic: { numClasses: 4, size: 16, trainPerClass: 120, testPerClass: 30 } },
     model: { arch: 'resnet8' },
     pretrain: { epochs: 2, batchSize: 32, warmupEpochs: 0 },
-    btm: { epochs: 3, numSubsets: 3, perClass: 8, batchSize: 8, merge: 'adaptive-hmean', parallel },
+    btm: { epochs: 3, numSubsets: 3, perClass: 8, batchSize: 8, merge: 'adaptive-hmean', parallel, stacked },
   });
 }
 
@@ -61,5 +61,18 @@ describe('btm.parallel', () => {
       for (let i = 0; i < y.length; i++) worst = Math.max(worst, Math.abs(e.data[i] - y[i]) / (1e-3 + Math.abs(y[i])));
     }
     expect(worst).toBeLessThan(1e-3);
+
+    // btm.stacked: the members as one grouped network (the CUDA default), asked for on the CPU: the
+    // same merged model to float tolerance, and the same merge-validation choices
+    const stacked = await runPipeline(config('stacked', undefined, true));
+    const st = new Map((await readCheckpoint(join(stacked.dir, 'btm/merged.safetensors'))).state.map((e) => [e.name, e]));
+    let worstStacked = 0;
+    for (const e of a) {
+      if (!(e.data instanceof Float32Array)) continue;
+      const y = st.get(e.name)!.data as Float32Array;
+      for (let i = 0; i < y.length; i++) worstStacked = Math.max(worstStacked, Math.abs(e.data[i] - y[i]) / (1e-3 + Math.abs(y[i])));
+    }
+    expect(worstStacked).toBeLessThan(1e-3);
+    expect(stacked.rows.length).toBe(whole.rows.length);
   });
 });

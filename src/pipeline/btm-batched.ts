@@ -77,7 +77,7 @@ export async function btmFineTunesBatched(ctx: StageContext, o: BatchedFineTunes
           const rs = await new MemberGroup(live.map((j) => group.members[j])).train(
             ctx.trainSet,
             live.map((j) => orders[j].subarray(s * bs, Math.min(orders[j].length, (s + count(j)) * bs))),
-            { ...o.train, batchSize: bs, lr: lrs },
+            { ...o.train, batchSize: bs, lr: lrs, stacked: c.stacked },
           );
           // one progress event per member, as the one-at-a-time loop sends them
           const elapsed = (performance.now() - started) / 1000;
@@ -128,12 +128,12 @@ export async function btmFineTunesBatched(ctx: StageContext, o: BatchedFineTunes
       }
       if (o.validation) {
         const v = o.validation;
-        const rs = await group.evaluate(ctx.trainSet, { indices: v.indices, batchSize: ctx.config.eval.batchSize, normalize: ctx.data.normalize });
+        const rs = await group.evaluate(ctx.trainSet, { indices: v.indices, batchSize: ctx.config.eval.batchSize, normalize: ctx.data.normalize, stacked: c.stacked });
         for (const [j, k] of ks.entries()) run.state.scores[`btm-${k}`] = v.score(rs[j].preds);
       }
       if (o.record) {
         const t0 = performance.now();
-        const rs = await group.evaluate(ctx.testSet, { batchSize: ctx.config.eval.batchSize, normalize: ctx.data.normalize, logits: o.logits });
+        const rs = await group.evaluate(ctx.testSet, { batchSize: ctx.config.eval.batchSize, normalize: ctx.data.normalize, logits: o.logits, stacked: c.stacked });
         const each = (performance.now() - t0) / 1000 / ks.length;
         for (const [j, k] of ks.entries()) await o.record(k, rs[j], each);
       }

@@ -257,7 +257,7 @@ describe.runIf(have)('CUDA', () => {
     for (const m of g.members) m.setOptimizer({ momentum: 0.9, weightDecay: 5e-4 });
     for (let e = 0; e < 2; e++) {
       g.members.forEach((m, k) => m.manualSeed(1000 * k + e));
-      await g.train(ds, idx, opt);
+      await g.train(ds, idx, { ...opt, stacked: false });
     }
     for (let k = 0; k < N; k++) {
       const { worst, name } = maxRelL2(g.members[k].stateDict(), seq[k]);
@@ -265,7 +265,48 @@ describe.runIf(have)('CUDA', () => {
       expect(maxRelL2(seq[k], start8).worst).toBeGreaterThan(0.05);
       if (k > 0) expect(maxRelL2(seq[k], seq[0]).worst).toBeGreaterThan(0.05);
     }
+    // stacked (one grouped network, the CUDA default): grouped kernels sum in another order, so float
+    // tolerance; a member reading another's channels or statistics would be O(1)
+    const st = MemberGroup.fromState({ ...m8, device: 'cuda' }, start8, N);
+    for (const m of st.members) m.setOptimizer({ momentum: 0.9, weightDecay: 5e-4 });
+    for (let e = 0; e < 2; e++) {
+      st.members.forEach((m, k) => m.manualSeed(1000 * k + e));
+      await st.train(ds, idx, opt); // 'auto': stacked on CUDA
+    }
+    const rel = seq.map((s, k) => maxRelL2(st.members[k].stateDict(), s));
+    console.log(`CUDA stacked resnet8 vs one after another, 6 steps, worst relative L2 per member: ${rel.map((r) => `${r.worst.toExponential(2)} (${r.name})`).join(', ')}`);
+    for (const [k, r] of rel.entries()) expect(r.worst, `stacked member ${k}: ${r.name}`).toBeLessThan(5e-2);
+    const ev = await st.evaluate(ds, { logits: true, normalize: norm });
+    const alone = await st.members[1].evaluate(ds, { logits: true, normalize: norm });
+    expect(maxAbsDiff(ev[1].logits!, alone.logits!)).toBeLessThan(1e-2 * Math.max(1, ...Array.from(alone.logits!, Math.abs)));
     g.dispose();
+    st.dispose();
+    ds.dispose();
+  });
+
+  it('stacked bottleneck ResNets on CUDA (resnet50: 1x1 convolutions, downsample, max pool): one step equals the members alone', async () => {
+    const r50 = { arch: 'resnet50' as const, numClasses: 5, inChannels: 3, seed: 3 };
+    const ds = new Dataset(quadrantTask({ n: 32, numClasses: 5, size: 64, channels: 3, seed: 4 }), 'cuda');
+    const start = new Model(r50).stateDict();
+    const idx = [range(16), Int32Array.from(range(16), (i) => i + 16)];
+    const opt = { batchSize: 16, lr: 0.01 };
+    const seq: StateDict[] = [];
+    for (let k = 0; k < 2; k++) {
+      const m = new Model({ ...r50, device: 'cuda' });
+      m.loadStateDict(start);
+      m.setOptimizer({ momentum: 0.9, weightDecay: 5e-4 });
+      await m.trainEpoch(ds, idx[k], opt);
+      seq.push(m.stateDict());
+      m.dispose();
+    }
+    const st = MemberGroup.fromState({ ...r50, device: 'cuda' }, start, 2);
+    for (const m of st.members) m.setOptimizer({ momentum: 0.9, weightDecay: 5e-4 });
+    await st.train(ds, idx, { ...opt, stacked: true });
+    const rel = seq.map((s, k) => maxRelL2(st.members[k].stateDict(), s));
+    console.log(`CUDA stacked resnet50, one step, worst relative L2: ${rel.map((r) => `${r.worst.toExponential(2)} (${r.name})`).join(', ')}`);
+    for (const [k, r] of rel.entries()) expect(r.worst, `stacked member ${k}: ${r.name}`).toBeLessThan(1e-2);
+    expect(maxRelL2(seq[1], seq[0]).worst).toBeGreaterThan(1e-3);
+    st.dispose();
     ds.dispose();
   });
 

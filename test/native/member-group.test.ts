@@ -57,12 +57,12 @@ describe('MemberGroup', () => {
     return out;
   }
 
-  async function batched(): Promise<MemberGroup> {
+  async function batched(stacked: boolean | 'auto' = 'auto'): Promise<MemberGroup> {
     const g = MemberGroup.fromState(mo, start, N);
     for (const m of g.members) m.setOptimizer({ momentum: 0.9, weightDecay: 5e-4 });
     for (let e = 0; e < epochs; e++) {
       g.members.forEach((m, k) => m.manualSeed(seedOf(k, e)));
-      const rs = await g.train(ds, idx, train);
+      const rs = await g.train(ds, idx, { ...train, stacked });
       expect(rs.map((r) => r.steps)).toEqual([3, 3, 3]);
     }
     return g;
