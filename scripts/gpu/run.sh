@@ -13,6 +13,7 @@
 # Everything lands in one folder: $OUT if set, else ./btm-gpu-out-<time>; summary.txt lists each step,
 # its status and wall time. The steps go on after a failure; the exit status is 1 if any failed.
 #   --no-cuda   check the flow on a machine without a GPU (CPU everywhere; not a GPU result)
+#   (env BENCH_ARGS adds bench flags, e.g. BENCH_ARGS="--only btm-batched")
 #   --quick     bench --quick and a main job of one epoch per stage (a smoke test, not the figures)
 #   --tests     run only these test files in the last step (default: all)
 #   --src DIR   build and test the sources in DIR (a checkout) instead of those packed: the pack
@@ -142,6 +143,8 @@ nccl_check() {
 bench() {
   local args=(--no-tfjs)
   [ "$quick" = 1 ] && args+=(--quick)
+  # BENCH_ARGS: more bench flags, e.g. BENCH_ARGS="--only btm-batched" for one section
+  [ -n "${BENCH_ARGS:-}" ] && read -r -a extra <<<"$BENCH_ARGS" && args+=("${extra[@]}")
   local dev=()
   [ "$cuda" = 1 ] && dev=(--device cuda)
   rm -rf bench/results
