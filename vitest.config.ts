@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -12,5 +13,8 @@ export default defineConfig({
     pool: 'forks',
     // global.gc for the memory tests (test/merge.test.ts measures peak memory after explicit collections)
     execArgv: ['--expose-gc'],
+    // a fixed thread count: the default count adapts to other processes' load, and several tests check
+    // that two runs give the same bits (test/threads-adaptive.test.ts checks the adaptive default)
+    env: { BTM_NUM_THREADS: String(availableParallelism()) },
   },
 });

@@ -21,17 +21,18 @@ import { btmOverhead } from './btm-overhead.js';
 import { fmt, loadAddon, median, PYTHON, ROOT, torchPeer } from './common.js';
 import { crossing } from './crossing.js';
 import { distributedBench } from './distributed.js';
+import { sharedCpuBench } from './shared-cpu.js';
 import { cifarForwardFlops, cifarTrainFlops } from './flops.js';
 import { mergeBench } from './merge.js';
 import { ARCH, caseLabel, CLASSES, throughput } from './native-vs-peers.js';
 import { profileStep } from './profile.js';
 import { serveBench } from './serve.js';
 
-const SECTIONS = ['throughput', 'flops', 'profile', 'crossing', 'merge', 'btm', 'btm-batched', 'serve', 'cuda', 'distributed'] as const;
+const SECTIONS = ['throughput', 'flops', 'profile', 'crossing', 'merge', 'btm', 'btm-batched', 'serve', 'cuda', 'distributed', 'shared-cpu'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** Targets of the issue; FLOP_TARGET is the fraction of the matmul peak we state for the batch-128 step. */
-const TARGETS = { cudaTrainVsTorch: 1.0, btmBatchedCpu: 0.6, btmBatchedCuda: 0.2, trainVsTorchB128: 1.0, trainVsTorchB8: 1.3, vsTfjs: 300, flopFraction: 0.4, mergeVsRead: 0.5, rssGrowth: 1.1 };
+const TARGETS = { cudaTrainVsTorch: 1.0, btmBatchedCpu: 0.6, btmBatchedCuda: 0.2, sharedCpu: 0.4, trainVsTorchB128: 1.0, trainVsTorchB8: 1.3, vsTfjs: 300, flopFraction: 0.4, mergeVsRead: 0.5, rssGrowth: 1.1 };
 
 interface Row {
   figure: string;
@@ -235,6 +236,21 @@ if (want('distributed')) {
   row(`data-parallel train img/s, ${d.label}, 2 ranks x 1 thread`, two.imagesPerSec, '1 rank x 1 thread', one.imagesPerSec);
   row('gradient all-reduce ms per step, 2 ranks', two.allreduceMs, 'step ms', two.stepMs, `${two.parameters} parameters`, two.allreduceMs / two.stepMs);
   row('BTM fan-out wall s, 4 members, 2 ranks', d.fanout[1].seconds, '1 rank s', d.fanout[0].seconds, `merge (one all-reduce) ${fmt(d.fanout[1].mergeSeconds)} s`);
+}
+
+// ---- sharing the CPU: btm-node beside a busy PyTorch process and beside another btm-node -----------
+if (want('shared-cpu')) {
+  const s = await sharedCpuBench({ quick, log });
+  out.sharedCpu = s;
+  for (const p of s.policies) {
+    const seen = (r: { threads?: number[] }) => (r.threads ? `threads ${r.threads.join('/')}` : '');
+    const t = p.besideTorch.imagesPerSec / p.alone.imagesPerSec;
+    row(`shared CPU, ${p.policy}: train img/s beside a 2-thread PyTorch loop`, p.besideTorch.imagesPerSec, 'alone', p.alone.imagesPerSec,
+      `${verdict(t, TARGETS.sharedCpu, `>= ${TARGETS.sharedCpu}x`)}; ${seen(p.besideTorch)}; PyTorch ${fmt(p.torchBeside.imagesPerSec)} img/s beside it vs ${fmt(s.torchAlone.imagesPerSec)} alone (${fmt(p.torchBeside.imagesPerSec / s.torchAlone.imagesPerSec)}x)`, t);
+    const n = p.besideNode.imagesPerSec / p.alone.imagesPerSec;
+    row(`shared CPU, ${p.policy}: train img/s beside a second btm-node`, p.besideNode.imagesPerSec, 'alone', p.alone.imagesPerSec,
+      `${verdict(n, TARGETS.sharedCpu, `>= ${TARGETS.sharedCpu}x`)}; ${seen(p.besideNode)}; alone ${seen(p.alone)}`, n);
+  }
 }
 
 // ---- CUDA train throughput vs PyTorch eager on the same card ----------------------------------------

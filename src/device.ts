@@ -1,4 +1,5 @@
 /** Devices and threads: thin wrappers over libtorch's. */
+import { availableParallelism } from 'node:os';
 import { native } from './native.js';
 
 /** 'cpu', 'cuda' (the current CUDA device) or 'cuda:N'. */
@@ -14,9 +15,23 @@ export function deviceCount(): number {
   return native().deviceCount();
 }
 
-/** libtorch's intra-op thread count for all models in this process (defaults to the core count). */
+/**
+ * Fixes libtorch's intra-op thread count for all CPU work in this process. By default (no call, no
+ * BTM_NUM_THREADS) the count is adaptive: the machine's cores, lowered before each CPU job by the cores
+ * other processes keep busy (Linux; see the README's "Threads and sharing the CPU").
+ */
 export function setNumThreads(n: number): void {
   native().setNumThreads(n);
+}
+
+/** The default policy again: up to `most` threads (default: the cores), fewer while other processes keep cores busy. */
+export function setAdaptiveThreads(most: number = availableParallelism()): void {
+  native().setNumThreads(most, true);
+}
+
+/** Whether the thread count adapts to other processes' load (see setNumThreads). */
+export function threadsAdaptive(): boolean {
+  return native().threadsAdaptive();
 }
 
 /**
@@ -29,6 +44,7 @@ export function setCudaDeterministic(on: boolean): void {
   native().setCudaDeterministic(on);
 }
 
+/** The intra-op thread count the next CPU job runs with. */
 export function getNumThreads(): number {
   return native().getNumThreads();
 }

@@ -55,6 +55,8 @@ export interface DoctorReport {
   /** The libtorch this process loaded (or, when the addon did not load, the one it would find). */
   libtorch?: FoundLibtorch;
   threads?: number;
+  /** Whether the thread count adapts to other processes' load (the default without BTM_NUM_THREADS). */
+  threadsAdaptive?: boolean;
   cores: number;
   cudaAvailable?: boolean;
   deviceCount?: number;
@@ -107,6 +109,7 @@ export function doctor(): DoctorReport {
     report.loaded = true;
     report.build = addon.buildInfo() as AddonBuild;
     report.threads = addon.getNumThreads();
+    report.threadsAdaptive = addon.threadsAdaptive();
     report.cudaAvailable = addon.cudaAvailable();
     report.deviceCount = addon.deviceCount();
     report.devices = ['cpu', ...Array.from({ length: report.cudaAvailable ? report.deviceCount : 0 }, (_, i) => `cuda:${i}`)];
@@ -180,7 +183,7 @@ export function formatDoctor(r: DoctorReport): string {
       : b.distBackends.length ? b.distBackends.join(', ') : 'none (Gloo needs libgloo-dev at build time, NCCL BTM_NCCL=1)');
   }
   if (r.libtorch) line(r.loaded ? 'loaded lib' : 'found lib', `${r.libtorch.file} (${r.libtorch.version ?? 'version unknown'}, ${r.libtorch.how})`);
-  if (r.threads !== undefined) line('threads', `${r.threads} intra-op on ${r.cores} cores`);
+  if (r.threads !== undefined) line('threads', `${r.threads} intra-op on ${r.cores} cores${r.threadsAdaptive ? ' (adaptive: fewer while other processes keep cores busy; BTM_NUM_THREADS fixes it)' : ' (fixed)'}`);
   if (r.loaded) line('devices', `${r.devices.join(', ')}${r.cudaAvailable ? '' : ' (no CUDA device visible)'}`);
   if (b?.parallelInfo) out.push('parallel:', ...b.parallelInfo.trim().split('\n').map((l) => `  ${l}`));
   for (const p of r.prerequisites ?? []) line(p.name, `${p.ok ? 'ok' : 'MISSING'}: ${p.detail}`);

@@ -6,7 +6,7 @@ export type {
 } from './model.js';
 export { Dataset } from './dataset.js';
 export type { DatasetSource, MultiLabelSource } from './dataset.js';
-export { cudaAvailable, deviceCount, setNumThreads, getNumThreads, setCudaDeterministic, buildInfo } from './device.js';
+export { cudaAvailable, deviceCount, setNumThreads, getNumThreads, setAdaptiveThreads, threadsAdaptive, setCudaDeterministic, buildInfo } from './device.js';
 export type { Device } from './device.js';
 export { doctor, formatDoctor, nodeSupported, SUPPORTED_NODE, type DoctorReport, type DoctorProblem } from './doctor.js';
 

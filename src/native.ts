@@ -133,7 +133,9 @@ export interface NativeAddon {
   Dataset: new (images: Uint8Array, labels: Int32Array | Uint8Array, shape: object) => NativeDataset;
   cudaAvailable(): boolean;
   deviceCount(): number;
-  setNumThreads(n: number): void;
+  /** `adaptive`: n is the most, lowered before each CPU job by the cores other processes keep busy. */
+  setNumThreads(n: number, adaptive?: boolean): void;
+  threadsAdaptive(): boolean;
   setCudaDeterministic(on: boolean): void;
   getNumThreads(): number;
   archNames(): string[];
@@ -253,9 +255,11 @@ export function native(): NativeAddon {
       });
     }
   }
-  // libtorch starts with one intra-op thread here; default to the machine's cores.
+  // libtorch starts with one intra-op thread here; default to the machine's cores, adapted to the load
+  // of other processes (BTM_NUM_THREADS fixes a count; BTM_ADAPTIVE_THREADS=0 keeps every core).
   const fromEnv = Number(process.env.BTM_NUM_THREADS);
-  loaded.setNumThreads(Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : availableParallelism());
+  const fixed = Number.isInteger(fromEnv) && fromEnv > 0;
+  loaded.setNumThreads(fixed ? fromEnv : availableParallelism(), !fixed && process.env.BTM_ADAPTIVE_THREADS !== '0');
   addon = loaded;
   loadedFrom = { file, record };
   return addon;

@@ -50,14 +50,18 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   auto o = Napi::Object::New(env);
   o.Set("n", info[0]);
   const int64_t n = args::integer(o, "setNumThreads:", "n", std::nullopt, 1, defaults::kMaxThreads);
+  // second argument (the loader's default): n is the most, adapted to other processes' load
+  const bool adaptive = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
   guarded(env, "setNumThreads", [&] {
-    set_threads(static_cast<int>(n));
+    set_threads(static_cast<int>(n), adaptive);
     return 0;
   });
   return env.Undefined();
 }
 
 Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), threads()); }
+
+Napi::Value ThreadsAdaptive(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), adaptive_threads()); }
 
 Napi::Value ArchNames(const Napi::CallbackInfo& info) {
   const auto& names = arch_names();
@@ -221,6 +225,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("setCudaDeterministic", Napi::Function::New(env, SetCudaDeterministic, "setCudaDeterministic"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
+  exports.Set("threadsAdaptive", Napi::Function::New(env, ThreadsAdaptive, "threadsAdaptive"));
   exports.Set("archNames", Napi::Function::New(env, ArchNames, "archNames"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
   exports.Set("_computeLoss", Napi::Function::New(env, ComputeLoss, "_computeLoss"));

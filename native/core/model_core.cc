@@ -6,6 +6,7 @@
 #include "compat.h"
 #include "distributed/model_sync.h"
 #include "runtime/executor.h"
+#include "runtime/threads.h"
 #include "train/autocast.h"
 #include "train/batch.h"
 #include "train/loss.h"
@@ -270,6 +271,7 @@ TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& i
   weights_changed();
   for (int64_t s = 0; s < batches.steps(); ++s) {
     stop_if_exiting();
+    if (device.is_cpu()) apply_threads();  // an adaptive thread count follows the load step by step
     const Batch b = batches.next();  // gather, augment, normalise, mix up
     zero_grad(slots);
     const auto logits = this->logits(b.x).to(torch::kFloat);
