@@ -14,7 +14,14 @@ const nonneg = z.number().min(0);
 export const STAGES = ['pretrain', 'fc', 'lift', 'btm', 'posttrain'] as const;
 export type StageName = (typeof STAGES)[number];
 
-export const DATASETS = ['fashion-mnist', 'mnist-idx', 'cifar10', 'cifar100', 'list', 'synthetic', 'kanji', 'mosaic'] as const;
+export const DATASETS = ['fashion-mnist', 'mnist-idx', 'cifar10', 'cifar100', 'list', 'synthetic', 'kanji', 'mosaic', 'multilabel-list'] as const;
+
+/** Datasets with several labels per image: generated mosaics, or list files of `path<TAB>3,17,42` lines. */
+export const MULTI_LABEL_DATASETS = ['mosaic', 'multilabel-list'] as const;
+
+export function isMultiLabelDataset(dataset: string): boolean {
+  return (MULTI_LABEL_DATASETS as readonly string[]).includes(dataset);
+}
 
 /** Losses for multi-label data (BCE with logits and its variants, src/pipeline/losses.ts). */
 export const MULTI_LABEL_LOSSES = ['bce', 'bce-logit-adjust', 'bce-cb'] as const;
@@ -24,13 +31,18 @@ export const DataSchema = z.strictObject({
   dataset: z.enum(DATASETS).default('fashion-mnist'),
   /** Dataset directory (IDX / CIFAR); defaults to /usr/share/datasets/fashion-mnist for Fashion-MNIST. */
   dir: z.string().optional(),
-  /** List files and image root for dataset 'list'. */
+  /** List files and image root for datasets 'list' and 'multilabel-list'. */
   trainList: z.string().optional(),
   testList: z.string().optional(),
   root: z.string().optional(),
-  /** Side of the square images for dataset 'list' (decoded and resized with sharp). */
+  /** Side of the square images for datasets 'list' / 'multilabel-list' (decoded and resized with sharp). */
   imageSize: int(8, 1024).optional(),
   channels: z.union([z.literal(1), z.literal(3)]).optional(),
+  /**
+   * Classes of datasets 'list' / 'multilabel-list'; default: the largest label of the training list + 1.
+   * A label >= numClasses in either list is an error naming the file and line.
+   */
+  numClasses: int(2, 100000).optional(),
   /** Generated data for tests and quick checks (dataset 'synthetic'). */
   synthetic: z
     .strictObject({
@@ -232,18 +244,19 @@ export const ConfigSchema = z
     if (order.some((v, i) => i > 0 && v < order[i - 1])) {
       ctx.addIssue({ code: 'custom', path: ['pipeline'], message: `stages must run in the order ${STAGES.join(' -> ')}` });
     }
-    if (c.data.dataset === 'list' && (!c.data.trainList || !c.data.testList || !c.data.root || !c.data.imageSize)) {
-      ctx.addIssue({ code: 'custom', path: ['data'], message: "dataset 'list' needs trainList, testList, root and imageSize" });
+    const listed = c.data.dataset === 'list' || c.data.dataset === 'multilabel-list';
+    if (listed && (!c.data.trainList || !c.data.testList || !c.data.root || !c.data.imageSize)) {
+      ctx.addIssue({ code: 'custom', path: ['data'], message: `dataset '${c.data.dataset}' needs trainList, testList, root and imageSize` });
     }
-    if (c.data.dataset === 'mosaic') {
+    if (!listed && c.data.numClasses !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['data', 'numClasses'], message: `only datasets 'list' and 'multilabel-list' take it (dataset '${c.data.dataset}' has its own class count)` });
+    }
+    if (isMultiLabelDataset(c.data.dataset)) {
       for (const stage of c.pipeline) {
         const type = c[stage].loss.type;
         if (!(MULTI_LABEL_LOSSES as readonly string[]).includes(type)) {
-          ctx.addIssue({ code: 'custom', path: [stage, 'loss', 'type'], message: `dataset 'mosaic' is multi-label: the loss must be one of ${MULTI_LABEL_LOSSES.join(', ')}, got '${type}' (the ml-* presets set them)` });
+          ctx.addIssue({ code: 'custom', path: [stage, 'loss', 'type'], message: `dataset '${c.data.dataset}' is multi-label: the loss must be one of ${MULTI_LABEL_LOSSES.join(', ')}, got '${type}' (the ml-* presets set them)` });
         }
-      }
-      if (c.pipeline.includes('btm') && c.btm.merge !== 'uniform') {
-        ctx.addIssue({ code: 'custom', path: ['btm', 'merge'], message: `dataset 'mosaic' is multi-label: only the 'uniform' merge is supported (got '${c.btm.merge}')` });
       }
     }
     for (const stage of ['pretrain', 'lift', 'btm', 'posttrain'] as const) {

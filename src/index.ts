@@ -29,7 +29,7 @@ export type { ImageSet } from './data/image-set.js';
 export { loadIdxDataset, loadFashionMnist } from './data/idx.js';
 export { loadCifar } from './data/cifar.js';
 export { loadListDataset } from './data/list-file.js';
-export { parseMultiLabelList, multiHot, multiLabelCounts } from './data/multilabel-list.js';
+export { parseMultiLabelList, loadMultiLabelListDataset, multiHot, multiLabelCounts, type MultiLabelImageSet, type MultiLabelListOptions } from './data/multilabel-list.js';
 export { makeMosaicSet, mosaicClassProbs, type MosaicSet, type MosaicOptions } from './data/mosaic.js';
 export { gridTask } from './data/synthetic.js';
 export { longTailCounts, makeLongTailSplit, formatSplitList, parseSplitList, classCounts } from './sampling/longtail.js';

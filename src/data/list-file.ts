@@ -59,7 +59,8 @@ export function checkRelativePath(path: string, fail: (problem: string) => never
   if (normal === '..' || normal.startsWith('../')) fail(`path '${path}' escapes the image root`);
 }
 
-export interface ListDatasetOptions {
+/** How the images of a list file are decoded (shared by single- and multi-label list files). */
+export interface ListImageOptions {
   /** The list file, one `relative/path label` entry per line. */
   listPath: string;
   /** The folder the paths in the list are relative to. */
@@ -68,8 +69,6 @@ export interface ListDatasetOptions {
   size: number;
   /** 3: sRGB planes R, G, B; 1: libvips greyscale (linear-light luminance, sRGB-encoded). */
   channels: 1 | 3;
-  /** Default: the largest label + 1. */
-  numClasses?: number;
   /**
    * 'cover' (default): scale the shorter side to `size`, then crop the centre square.
    * 'fill': stretch the whole image to size x size, ignoring its aspect ratio.
@@ -81,21 +80,18 @@ export interface ListDatasetOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+export interface ListDatasetOptions extends ListImageOptions {
+  /** Default: the largest label + 1. */
+  numClasses?: number;
+}
+
 /**
  * Loads every image of a list file into an NCHW uint8 image set (source: `listPath`). A missing or
  * undecodable image rejects with an Error naming the list file, the line and the image path.
  */
 export async function loadListDataset(options: ListDatasetOptions): Promise<ImageSet> {
-  arg('loadListDataset', 'options', options, is.object({ listPath: is.path(), root: is.string() }, { extra: true }));
-  const { listPath, root, size, channels, resize = 'cover', onProgress } = options;
-  const concurrency = options.concurrency ?? availableParallelism();
-  if (!Number.isSafeInteger(size) || size < 1) throw new Error(`${listPath}: size must be an integer >= 1, got ${size}`);
-  if (channels !== 1 && channels !== 3) throw new Error(`${listPath}: channels must be 1 or 3, got ${channels}`);
-  if (resize !== 'cover' && resize !== 'fill') throw new Error(`${listPath}: resize must be 'cover' or 'fill', got '${resize}'`);
-  if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
-    throw new Error(`${listPath}: concurrency must be an integer >= 1, got ${concurrency}`);
-  }
-
+  checkListImageOptions('loadListDataset', options);
+  const { listPath, size, channels } = options;
   const { paths, labels, lines } = parseListFile(readUserText(listPath, 'list file'), listPath);
   const n = paths.length;
   const maxLabel = labels.reduce((max, label) => Math.max(max, label), -1);
@@ -105,7 +101,31 @@ export async function loadListDataset(options: ListDatasetOptions): Promise<Imag
   if (outside >= 0) {
     throw new Error(`${listPath}:${lines[outside]}: label ${labels[outside]} is outside [0, ${numClasses})`);
   }
+  const images = await decodeListImages(options, paths, lines);
+  return validateImageSet({ images, labels, n, channels, height: size, width: size, numClasses, source: listPath });
+}
 
+/** Checks the options of a list-file reader `where` (size, channels, resize, concurrency), naming the list file. */
+export function checkListImageOptions(where: string, options: ListImageOptions): void {
+  arg(where, 'options', options, is.object({ listPath: is.path(), root: is.string() }, { extra: true }));
+  const { listPath, size, channels, resize = 'cover', concurrency = availableParallelism() } = options;
+  if (!Number.isSafeInteger(size) || size < 1) throw new Error(`${listPath}: size must be an integer >= 1, got ${size}`);
+  if (channels !== 1 && channels !== 3) throw new Error(`${listPath}: channels must be 1 or 3, got ${channels}`);
+  if (resize !== 'cover' && resize !== 'fill') throw new Error(`${listPath}: resize must be 'cover' or 'fill', got '${resize}'`);
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
+    throw new Error(`${listPath}: concurrency must be an integer >= 1, got ${concurrency}`);
+  }
+}
+
+/**
+ * Decodes the images `paths` (relative to options.root; `lines` their line numbers in the list file)
+ * with sharp into n * channels * size * size uint8 pixels, NCHW. A missing or undecodable image rejects
+ * with an Error naming the list file, the line and the image path.
+ */
+export async function decodeListImages(options: ListImageOptions, paths: readonly string[], lines: readonly number[]): Promise<Uint8Array> {
+  const { listPath, root, size, channels, resize = 'cover', onProgress } = options;
+  const concurrency = options.concurrency ?? availableParallelism();
+  const n = paths.length;
   const sharp = await importSharp();
   const plane = size * size;
   const images = new Uint8Array(n * channels * plane);
@@ -146,8 +166,7 @@ export async function loadListDataset(options: ListDatasetOptions): Promise<Imag
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
-
-  return validateImageSet({ images, labels, n, channels, height: size, width: size, numClasses, source: listPath });
+  return images;
 }
 
 /** Imports `sharp` on first use, with an install hint when it is missing or cannot load. */

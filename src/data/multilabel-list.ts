@@ -1,9 +1,11 @@
 /**
  * Multi-label list files: one `relative/path.jpg<TAB>3,17,42` entry per line: the path relative to an
  * image root, a tab, and the image's labels as comma-separated non-negative integers (at least one,
- * no repeats). Blank lines are skipped.
+ * no repeats). Blank lines are skipped. Images are decoded with sharp as for single-label list files.
  */
-import { checkRelativePath } from './list-file.js';
+import { readUserText } from '../user-file.js';
+import type { ImageSet } from './image-set.js';
+import { checkListImageOptions, checkRelativePath, decodeListImages, type ListImageOptions } from './list-file.js';
 
 export interface MultiLabelEntries {
   paths: string[];
@@ -47,6 +49,56 @@ export function parseMultiLabelList(text: string, source: string, numClasses?: n
     lines.push(index + 1);
   }
   return { paths, labels, lines };
+}
+
+/** The most classes a multi-label list may imply without declaring numClasses (multi-hot targets take n * C bytes). */
+export const MAX_INFERRED_CLASSES = 100_000;
+
+export interface MultiLabelListOptions extends ListImageOptions {
+  /** The class count; default: the largest label in the list + 1. A label >= numClasses is an error. */
+  numClasses?: number;
+}
+
+/** The images of a multi-label list file and their label sets. */
+export interface MultiLabelImageSet {
+  /** The images (NCHW uint8, source: the list file); `labels` holds -1: an image has no single label. */
+  set: ImageSet;
+  /** The label set of each image, ascending. */
+  labelSets: number[][];
+  /** 1-based line number of each image in the list file. */
+  lines: number[];
+}
+
+/**
+ * Loads a multi-label list file (`path<TAB>3,17,42` lines, see parseMultiLabelList) and decodes its
+ * images with sharp as loadListDataset does. Errors name the list file and the line: a bad line, an
+ * empty label set, a label >= numClasses (declared, or inferred as the largest label + 1), a list with
+ * no entry, a missing or undecodable image.
+ */
+export async function loadMultiLabelListDataset(options: MultiLabelListOptions): Promise<MultiLabelImageSet> {
+  checkListImageOptions('loadMultiLabelListDataset', options);
+  const { listPath, size, channels } = options;
+  if (options.numClasses !== undefined && (!Number.isSafeInteger(options.numClasses) || options.numClasses < 1)) {
+    throw new Error(`${listPath}: numClasses must be an integer >= 1, got ${options.numClasses}`);
+  }
+  const { paths, labels, lines } = parseMultiLabelList(readUserText(listPath, 'list file'), listPath, options.numClasses);
+  if (paths.length === 0) throw new Error(`${listPath}: no entries (expected "<path><TAB><label>,<label>,..." lines)`);
+  // the entry holding the largest label (label sets are sorted: their last label)
+  let top = 0;
+  for (let i = 1; i < labels.length; i++) if (labels[i][labels[i].length - 1] > labels[top][labels[top].length - 1]) top = i;
+  const largest = labels[top][labels[top].length - 1];
+  if (options.numClasses === undefined && largest >= MAX_INFERRED_CLASSES) {
+    throw new Error(`${listPath}:${lines[top]}: label ${largest} would make ${largest + 1} classes (more than ${MAX_INFERRED_CLASSES}); ` +
+      'fix the label or declare the class count (data.numClasses)');
+  }
+  const numClasses = options.numClasses ?? largest + 1;
+  const images = await decodeListImages(options, paths, lines);
+  const n = paths.length;
+  return {
+    set: { images, labels: new Int32Array(n).fill(-1), n, channels, height: size, width: size, numClasses, source: listPath },
+    labelSets: labels,
+    lines,
+  };
 }
 
 /** Multi-hot targets [n * numClasses] (row-major) from label sets. */

@@ -27,13 +27,13 @@ export interface BatchedFineTunes {
   train: Omit<TrainOptions, 'lr' | 'batchSize'>;
   /** Called before member k starts (subset file, progress event). */
   start: (k: number) => Promise<void>;
-  /** Merge-validation indices and how to score a member's predictions on them (only for non-uniform merges). */
-  validation?: { indices: Int32Array; score: (preds: Int32Array) => { harmonicMean: number; geometricMean: number } };
+  /** Merge-validation indices and how to score a member's predictions (and logits, with `logits`) on them (only for non-uniform merges). */
+  validation?: { indices: Int32Array; score: (result: { preds: Int32Array; logits?: Float32Array }) => { harmonicMean: number; geometricMean: number } };
   /** Only the members k for which this holds (a distributed run: this rank's). */
   only?: (k: number) => boolean;
   /** Records member k's test-set evaluation (only with btm.evalEach). */
   record?: (k: number, result: { preds: Int32Array; logits?: Float32Array }, seconds: number) => Promise<void>;
-  /** The evaluation for `record` returns logits as well (a multi-label run scores them). */
+  /** The evaluations for `record` and `validation` return logits as well (a multi-label run scores them). */
   logits?: boolean;
 }
 
@@ -128,8 +128,8 @@ export async function btmFineTunesBatched(ctx: StageContext, o: BatchedFineTunes
       }
       if (o.validation) {
         const v = o.validation;
-        const rs = await group.evaluate(ctx.trainSet, { indices: v.indices, batchSize: ctx.config.eval.batchSize, normalize: ctx.data.normalize, stacked: c.stacked });
-        for (const [j, k] of ks.entries()) run.state.scores[`btm-${k}`] = v.score(rs[j].preds);
+        const rs = await group.evaluate(ctx.trainSet, { indices: v.indices, batchSize: ctx.config.eval.batchSize, normalize: ctx.data.normalize, logits: o.logits, stacked: c.stacked });
+        for (const [j, k] of ks.entries()) run.state.scores[`btm-${k}`] = v.score(rs[j]);
       }
       if (o.record) {
         const t0 = performance.now();

@@ -1,5 +1,5 @@
 /** The data a run trains and evaluates on: the readers, the long-tailed split, the normalisation. */
-import type { Config } from '../config.js';
+import { isMultiLabelDataset, type Config } from '../config.js';
 import { loadCifar } from '../data/cifar.js';
 import { FASHION_MNIST_DIR, loadFashionMnist, loadIdxDataset } from '../data/idx.js';
 import type { ImageSet } from '../data/image-set.js';
@@ -8,7 +8,7 @@ import { readUserText } from '../user-file.js';
 import { loadListDataset } from '../data/list-file.js';
 import { gridTask } from '../data/synthetic.js';
 import { makeMosaicSet } from '../data/mosaic.js';
-import { multiHot, multiLabelCounts } from '../data/multilabel-list.js';
+import { loadMultiLabelListDataset, multiHot, multiLabelCounts } from '../data/multilabel-list.js';
 import { classCounts, longTailCounts, makeLongTailSplit, parseSplitList } from '../sampling/longtail.js';
 import { join } from 'node:path';
 
@@ -22,9 +22,10 @@ export interface RunData {
   counts: number[];
   normalize: { mean: number[]; std: number[] } | undefined;
   /**
-   * A multi-label run (dataset 'mosaic'): the label sets and multi-hot targets. `train.labels` /
-   * `test.labels` then hold -1 (no single label: code that needs one fails loudly), `split` is the
-   * whole generated training set and `counts` the training images containing each class.
+   * A multi-label run (dataset 'mosaic' or 'multilabel-list'): the label sets and multi-hot targets.
+   * `train.labels` / `test.labels` then hold -1 (no single label: code that needs one fails loudly),
+   * `split` is the whole training set (generated, or the training list) and `counts` the training
+   * images containing each class.
    */
   multiLabel?: MultiLabelData;
 }
@@ -61,6 +62,23 @@ export function loadMosaicSets(d: Config['data']): { train: ImageSet; test: Imag
   };
 }
 
+/**
+ * The sets of dataset 'multilabel-list': data.trainList and data.testList (`path<TAB>3,17,42` lines)
+ * under data.root, decoded with sharp to data.imageSize. The class count is data.numClasses when given,
+ * else the training list's largest label + 1; a test label outside it is an error naming the test list
+ * and the line.
+ */
+export async function loadMultiLabelListSets(d: Config['data']): Promise<{ train: ImageSet; test: ImageSet; multiLabel: MultiLabelData }> {
+  const common = { root: d.root!, size: d.imageSize!, channels: d.channels ?? 3 };
+  const train = await loadMultiLabelListDataset({ ...common, listPath: d.trainList!, numClasses: d.numClasses });
+  const test = await loadMultiLabelListDataset({ ...common, listPath: d.testList!, numClasses: train.set.numClasses });
+  const C = train.set.numClasses;
+  return {
+    train: train.set, test: test.set,
+    multiLabel: { trainSets: train.labelSets, testSets: test.labelSets, trainTargets: multiHot(train.labelSets, C), testTargets: multiHot(test.labelSets, C) },
+  };
+}
+
 /** Reads the configured dataset (train and test sets). */
 export async function loadImageSets(d: Config['data'], seed: number): Promise<{ train: ImageSet; test: ImageSet }> {
   switch (d.dataset) {
@@ -79,7 +97,7 @@ export async function loadImageSets(d: Config['data'], seed: number): Promise<{ 
     }
     case 'list': {
       const common = { root: d.root!, size: d.imageSize!, channels: d.channels ?? 3 };
-      const train = await loadListDataset({ ...common, listPath: d.trainList! });
+      const train = await loadListDataset({ ...common, listPath: d.trainList!, numClasses: d.numClasses });
       const test = await loadListDataset({ ...common, listPath: d.testList!, numClasses: train.numClasses });
       return { train, test };
     }
@@ -88,8 +106,9 @@ export async function loadImageSets(d: Config['data'], seed: number): Promise<{ 
       return { train, test };
     }
     case 'mosaic':
+    case 'multilabel-list':
       // the single-label readers' callers (btm eval, btm split) need one label per image
-      throw new Error("dataset 'mosaic' is multi-label: only `btm run` takes it (btm eval / split / the library's single-label readers do not)");
+      throw new Error(`dataset '${d.dataset}' is multi-label: only \`btm run\` takes it (btm eval / split / the library's single-label readers do not)`);
     case 'synthetic': {
       const s = d.synthetic;
       const task = (perClass: number, offset: number) => gridTask({ n: perClass * s.numClasses, numClasses: s.numClasses, size: s.size, seed: seed * 2 + offset });
@@ -146,7 +165,7 @@ export function channelStats(set: ImageSet, indices: ArrayLike<number>): { mean:
  * name the file or the config key.
  */
 export async function loadRunData(cfg: Config): Promise<RunData> {
-  if (cfg.data.dataset === 'mosaic') return loadMultiLabelRunData(cfg);
+  if (isMultiLabelDataset(cfg.data.dataset)) return loadMultiLabelRunData(cfg);
   const { train, test } = await loadImageSets(cfg.data, cfg.seed);
   for (const set of [train, test]) {
     if (set.labels.length === 0) throw new Error(`${set.source}: holds no images`);
@@ -158,12 +177,24 @@ export async function loadRunData(cfg: Config): Promise<RunData> {
   return { train, test, split, counts, normalize: runNormalization(cfg, train, split) };
 }
 
-/** A multi-label run's data: the mosaic sets, all their training images, counts of images per class. */
-function loadMultiLabelRunData(cfg: Config): RunData {
-  if (cfg.data.splitFile) throw new Error("data.splitFile: dataset 'mosaic' is generated long-tailed as a whole and takes no split file");
-  const { train, test, multiLabel } = loadMosaicSets(cfg.data);
+/**
+ * A multi-label run's data: the mosaic sets or the list files, all their training images (no split),
+ * counts of training images per class; every class must be in at least one training image.
+ */
+async function loadMultiLabelRunData(cfg: Config): Promise<RunData> {
+  const d = cfg.data;
+  if (d.splitFile) {
+    throw new Error(`data.splitFile: dataset '${d.dataset}' is multi-label; its training set (${d.dataset === 'mosaic' ? 'generated long-tailed' : 'data.trainList'}) is used as a whole and takes no split file`);
+  }
+  const { train, test, multiLabel } = d.dataset === 'mosaic' ? loadMosaicSets(d) : await loadMultiLabelListSets(d);
   const split = Int32Array.from({ length: train.n }, (_, i) => i);
   const counts = multiLabelCounts(multiLabel.trainSets, train.numClasses);
+  const missing = counts.flatMap((n, c) => (n === 0 ? [c] : []));
+  if (missing.length) {
+    const how = d.numClasses !== undefined ? `data.numClasses = ${d.numClasses}` : `${train.numClasses} classes`;
+    throw new Error(`${train.source}: class${missing.length > 1 ? 'es' : ''} ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', ...' : ''} ` +
+      `in no training image (${how}): every class needs a positive for BTM's per-class subsets, the class-aware sampler and the loss priors`);
+  }
   return { train, test, split, counts, normalize: runNormalization(cfg, train, split), multiLabel };
 }
 

@@ -128,7 +128,7 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
   const stageChanges = resumed?.changed.filter((k) => k !== 'runDir') ?? [];
   if (stageChanges.length) emit({ type: 'log', message: `--resume: settings of stages not started yet changed: ${stageChanges.join(', ')}` });
   const splitFile = run.path('split.txt');
-  // a multi-label run has no split file: its training set is generated long-tailed from data.mosaic's seed
+  // a multi-label run has no split file: its training set (generated from data.mosaic's seed, or the training list) is used whole
   if (leader && !data.multiLabel && !existsSync(splitFile)) {
     await writeFileAtomic(splitFile, formatSplitList(data.split, data.train.labels, {
       numClasses: data.train.numClasses, seed: config.data.splitSeed, profile: config.data.profile, imbalanceFactor: config.data.imbalanceFactor,
@@ -279,7 +279,7 @@ async function writeResults(ctx: StageContext, status: string): Promise<void> {
     status,
     config,
     split: data.multiLabel
-      ? { file: null, counts: data.counts, size: data.split.length, seed: config.data.mosaic.seed, multiLabel: true }
+      ? { file: null, counts: data.counts, size: data.split.length, seed: config.data.dataset === 'mosaic' ? config.data.mosaic.seed : null, multiLabel: true }
       : { file: 'split.txt', counts: data.counts, size: data.split.length, seed: config.data.splitSeed },
     seeds: { run: config.seed, split: config.data.splitSeed },
     classNames: data.train.classNames,

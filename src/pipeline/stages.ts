@@ -172,14 +172,19 @@ export async function btm(ctx: StageContext): Promise<void> {
   if (c.trainable === 'peft') await attachLift(ctx, 'btm');
   const base = model.stateDict();
   const files = subsets.map((_, k) => run.path('btm', `finetune-${k}.safetensors`));
-  // The merge-validation set for adaptive / greedy merges: the union of the balanced subsets.
+  // The merge-validation set for adaptive / greedy merges: the union of the balanced subsets. A member
+  // is scored by the harmonic / geometric mean of its per-class recall there, or on a multi-label set of
+  // its per-class AP (sigmoid scores; every class has positives in the union), as the merge's name says.
   const validation = Int32Array.from(new Set(subsets.flatMap((s) => Array.from(s)))).sort();
-  const scoreOfPreds = (preds: Int32Array): { harmonicMean: number; geometricMean: number } => {
-    const s = summarize(Array.from(validation, (i) => data.train.labels[i]), preds, numClasses);
+  const validationTargets = multi && gatherRows(multi.trainTargets, validation, numClasses);
+  const scoreOfResult = (r: { preds: Int32Array; logits?: Float32Array }): { harmonicMean: number; geometricMean: number } => {
+    const s = validationTargets
+      ? summarizeMultiLabel(validationTargets, sigmoidScores(r.logits!), numClasses)
+      : summarize(Array.from(validation, (i) => data.train.labels[i]), r.preds, numClasses);
     return { harmonicMean: s.harmonicMean, geometricMean: s.geometricMean };
   };
   const scoreOf = async () =>
-    scoreOfPreds((await model.evaluate(ctx.trainSet, { indices: validation, batchSize: ctx.config.eval.batchSize, normalize: data.normalize })).preds);
+    scoreOfResult(await model.evaluate(ctx.trainSet, { indices: validation, batchSize: ctx.config.eval.batchSize, normalize: data.normalize, logits: multi !== undefined }));
   const startMember = async (k: number) => {
     await writeFile(run.path('btm', `subset-${k}.txt`), multi
       ? Array.from(subsets[k], (i) => `${i}\t${multi.trainSets[i].join(',')}\n`).join('')
@@ -206,7 +211,7 @@ export async function btm(ctx: StageContext): Promise<void> {
   if (parallel > 1) {
     await btmFineTunesBatched(ctx, {
       base, subsets, files, parallel, train: trainOptions, start: startMember, only: mine,
-      validation: c.merge !== 'uniform' ? { indices: validation, score: scoreOfPreds } : undefined,
+      validation: c.merge !== 'uniform' ? { indices: validation, score: scoreOfResult } : undefined,
       record: evalHere ? (k, r, seconds) => evaluateStep(ctx, `btm-${k}`, 'btm', `BTM fine-tune #${k + 1}`, { ...r, seconds }) : undefined,
       logits: multi !== undefined,
     });
@@ -274,6 +279,13 @@ export async function btm(ctx: StageContext): Promise<void> {
   run.addTime('btm-merge', (performance.now() - t0) / 1000);
   if (isWriter(ctx)) await evaluateStep(ctx, 'btm-merge', 'btm', `BTM merged (${c.merge}${members.length < files.length ? `, ${members.length} of ${files.length}` : ''})`);
   await run.finish('btm-merge');
+}
+
+/** Rows `indices` of a row-major [n * width] array, in that order. */
+function gatherRows(rows: Uint8Array, indices: Int32Array, width: number): Uint8Array {
+  const out = new Uint8Array(indices.length * width);
+  indices.forEach((i, k) => out.set(rows.subarray(i * width, (i + 1) * width), k * width));
+  return out;
 }
 
 /**
