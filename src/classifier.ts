@@ -9,12 +9,13 @@
  * that fails (a bad argument or shape) rejects only that caller.
  */
 import { arg, describe, is, type Check } from './args.js';
-import { checkModelMeta, readCheckpoint, type ModelMeta } from './checkpoint.js';
+import { checkModelMeta, type ModelMeta } from './checkpoint.js';
+import { importPlainState, INIT_FORMATS, plainShape, readInitFile, type InitFile, type InitFormat } from './checkpoint-import.js';
 import type { ImageSet } from './data/image-set.js';
 import { Dataset } from './dataset.js';
 import type { Device } from './device.js';
 import { summarize, type Summary } from './metrics.js';
-import { Model } from './model.js';
+import { ARCHS, Model, type Arch } from './model.js';
 import { preparePeftModel } from './lift.js';
 
 /**
@@ -284,13 +285,45 @@ export class Classifier implements Disposable {
   }
 }
 
-const LOAD_OPTIONS = is.options({ device: is.optional(is.device()), maxBatch: is.optional(is.integer({ min: 1 })) });
+const LOAD_OPTIONS = is.options({
+  device: is.optional(is.device()),
+  maxBatch: is.optional(is.integer({ min: 1 })),
+  format: is.optional(is.oneOf(INIT_FORMATS)),
+  arch: is.optional(is.oneOf(ARCHS)),
+  imageSize: is.optional(is.integer({ min: 1 })),
+  inChannels: is.optional(is.integer({ min: 1 })),
+  normalize: is.optional(is.object({ mean: is.array(is.number()), std: is.array(is.number()) })),
+  classNames: is.optional(is.array(is.string())),
+});
 
-/** Loads a btm-node checkpoint (safetensors with model metadata) onto a device. */
-export async function loadModel(file: string, opts: { device?: Device; maxBatch?: number } = {}): Promise<Classifier> {
+export interface LoadModelOptions {
+  device?: Device;
+  maxBatch?: number;
+  /** How the file is read (default 'auto': see src/checkpoint-import.ts). */
+  format?: InitFormat;
+  /**
+   * For a plain torchvision- or timm-named state dict (no btm-node metadata): the architecture (required),
+   * and optionally the image size (default: the architecture's), the input channels (default: the file's
+   * first convolution's; others are converted as timm does), the normalisation of [0,1] pixels (default
+   * none) and the class names. The number of classes is the file's head's.
+   */
+  arch?: Arch;
+  imageSize?: number;
+  inChannels?: number;
+  normalize?: { mean: number[]; std: number[] };
+  classNames?: string[];
+}
+
+/**
+ * Loads a btm-node checkpoint (safetensors with model metadata) onto a device, or a plain torchvision-
+ * or timm-named state dict given `arch` (names converted, see src/checkpoint-import.ts).
+ */
+export async function loadModel(file: string, opts: LoadModelOptions = {}): Promise<Classifier> {
   arg('loadModel', 'file', file, is.path());
   const o = arg('loadModel', 'options', opts, LOAD_OPTIONS);
-  const { state, meta } = await readCheckpoint(file);
+  const read = await readInitFile(file, o.format ?? 'auto');
+  if (read.kind === 'plain') return loadPlain(read, o);
+  const { state, meta } = read.checkpoint;
   const model = new Model({ arch: meta.arch, numClasses: meta.numClasses, inChannels: meta.inChannels, imageSize: meta.imageSize, device: o.device ?? 'cpu' });
   try {
     preparePeftModel(model, meta.peft); // AdaptFormer / adapters / a cosine head
@@ -298,6 +331,32 @@ export async function loadModel(file: string, opts: { device?: Device; maxBatch?
   } catch (e) {
     model.dispose();
     throw new Error(`${file}: ${(e as Error).message}`);
+  }
+  return new Classifier(model, meta, { maxBatch: o.maxBatch, source: file });
+}
+
+async function loadPlain(read: Extract<InitFile, { kind: 'plain' }>, o: LoadModelOptions): Promise<Classifier> {
+  const { file } = read;
+  if (!o.arch) {
+    throw new Error(`${file}: no btm-node model metadata: read as a plain ${read.layout}-named state dict, it needs the architecture: ` +
+      `loadModel(file, { arch: ... }) (one of ${ARCHS.join(', ')})`);
+  }
+  const shape = plainShape(read, o.arch);
+  // without a head (or names read in the wrong layout) the import below fails, listing what is missing
+  const numClasses = shape.numClasses ?? 1;
+  const model = new Model({
+    arch: o.arch, numClasses, inChannels: o.inChannels ?? shape.inChannels ?? 3, ...(o.imageSize ? { imageSize: o.imageSize } : {}), device: o.device ?? 'cpu',
+  });
+  let meta: ModelMeta;
+  try {
+    meta = arg('loadModel', 'options', {
+      arch: o.arch, numClasses, inChannels: model.info.inChannels, imageSize: model.info.imageSize,
+      ...(o.normalize ? { normalize: o.normalize } : {}), ...(o.classNames ? { classNames: o.classNames } : {}),
+    }, checkModelMeta);
+    model.loadStateDict(importPlainState(read, model.stateDict(), o.arch, 'require').state);
+  } catch (e) {
+    model.dispose();
+    throw e;
   }
   return new Classifier(model, meta, { maxBatch: o.maxBatch, source: file });
 }

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ARCHS } from './model.js';
 import { MoreSchema } from './more.js';
 import { LiftModuleFields } from './lift.js';
+import { INIT_FORMATS } from './checkpoint-import.js';
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 const nonneg = z.number().min(0);
@@ -86,6 +87,12 @@ export const ModelSchema = z.strictObject({
   device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, "expected 'cpu', 'cuda' or 'cuda:N'").default('cpu'),
   /** Start from this checkpoint (safetensors) instead of pre-training: the pretrain stage is skipped. */
   init: z.string().optional(),
+  /**
+   * How model.init is read: 'auto' (a btm-node checkpoint when it has btm-node metadata, else a plain
+   * state dict with torchvision's or timm's names, told apart by its names), or one of them
+   * (src/checkpoint-import.ts).
+   */
+  initFormat: z.enum(INIT_FORMATS).default('auto'),
   amp: z.enum(['none', 'bf16', 'fp16']).default('none'),
   channelsLast: z.boolean().default(false),
 });
