@@ -17,6 +17,7 @@ import type { Device } from './device.js';
 import { summarize, type Summary } from './metrics.js';
 import { ARCHS, Model, type Arch } from './model.js';
 import { preparePeftModel } from './lift.js';
+import { fiveCropEnsemble, TTA_MODES, type TtaMode } from './tta.js';
 
 /**
  * Default `maxBatch`: the images one merged forward may hold. Measured on the CIFAR resnet20, 2 CPU
@@ -366,6 +367,10 @@ export interface EvaluateOptions {
   manyThreshold?: number;
   fewThreshold?: number;
   batchSize?: number;
+  /** 'five-crop': LIFT's test-time ensemble (src/tta.ts); default 'none'. */
+  tta?: TtaMode;
+  /** The side images are upscaled to before the five crops (default: the image size x 248/224). */
+  ttaResize?: number;
 }
 
 const EVALUATE_OPTIONS = is.options({
@@ -373,6 +378,8 @@ const EVALUATE_OPTIONS = is.options({
   manyThreshold: is.optional(is.number()),
   fewThreshold: is.optional(is.number()),
   batchSize: is.optional(is.integer({ min: 1 })),
+  tta: is.optional(is.oneOf(TTA_MODES)),
+  ttaResize: is.optional(is.integer({ min: 1 })),
 });
 
 /**
@@ -388,6 +395,13 @@ export async function evaluate(classifier: Classifier, set: ImageSet, opts: Eval
   if (o.trainCounts && o.trainCounts.length !== classifier.meta.numClasses) {
     throw new RangeError(`${fn}: options.trainCounts has ${o.trainCounts.length} entries for ${classifier.meta.numClasses} classes`);
   }
-  const { preds } = await classifier.predict(set, { batchSize: o.batchSize });
+  const { preds } = o.tta === 'five-crop' ? await predictFiveCrop(classifier, set, o) : await classifier.predict(set, { batchSize: o.batchSize });
   return summarize(set.labels, preds, classifier.meta.numClasses, o);
+}
+
+/** The five-crop test-time ensemble of a classifier on an image set (its crops go through predict's queue). */
+export async function predictFiveCrop(classifier: Classifier, set: ImageSet, opts: { batchSize?: number; ttaResize?: number } = {}): Promise<Prediction & { logits: Float32Array }> {
+  const { imageSize: s, inChannels: c, numClasses } = classifier.meta;
+  return fiveCropEnsemble(set, s, numClasses, { resize: opts.ttaResize }, async (crops, count) =>
+    (await classifier.predict(crops, { shape: [count, c, s, s], logits: true, batchSize: opts.batchSize })).logits!);
 }

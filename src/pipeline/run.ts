@@ -18,7 +18,8 @@ import { formatSplitList } from '../sampling/longtail.js';
 import { RunInterrupted, type ProgressEvent, type StageContext } from './context.js';
 import { loadRunData } from './data.js';
 import { RUN_FORMAT, RUN_FORMAT_VERSION, RunDir, stageOfStep, type ResultRow, type RunStateFile } from './run-state.js';
-import { btm, evaluateStep, fc, lift, posttrain, pretrain, restoreStep } from './stages.js';
+import { btm, evaluateStep, fc, lift, posttrain, pretrain, restoreStep, ttaStep } from './stages.js';
+import { defaultTtaResize } from '../tta.js';
 import { applyPerformance } from './trainer.js';
 import { ProcessGroup } from '../distributed/process-group.js';
 import { parseDistSettings, type DistSettings, type DistSettingsInput } from '../distributed/settings.js';
@@ -99,6 +100,10 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
     normalize: data.normalize,
     classNames: data.train.classNames,
   };
+  if (config.eval.tta !== 'none') {
+    const resize = config.eval.ttaResize ?? defaultTtaResize(meta.imageSize);
+    if (resize < meta.imageSize) throw new ConfigError(`eval.ttaResize: the images are upscaled before the five crops of ${meta.imageSize}x${meta.imageSize}: it must be >= ${meta.imageSize}, got ${resize}`);
+  }
   const init = config.model.init ? await checkInit(config.model.init, config.model.initFormat, meta, config.seed) : undefined;
 
   // every check passed on every rank (they run the same checks on the same config): join the group
@@ -169,6 +174,11 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
       await STAGE_RUNNERS[stage](ctx);
       last = stageOutput(run, stage);
       loaded = true;
+    }
+    if (config.eval.tta !== 'none' && !run.isFinished('tta')) {
+      if (last && !loaded) await restore(last);
+      if (leader) await ttaStep(ctx);
+      await run.finish('tta');
     }
     if (leader) {
       await writeCharts(ctx);
