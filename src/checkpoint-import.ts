@@ -187,9 +187,12 @@ export function importState(dict: StateDict, model: StateDict, opts: ImportOptio
     }
     if (missing.length) parts.push(`${missing.length} parameter(s) of the model are not in the file: ${listNames(missing)}`);
     if (mismatched.length) parts.push(`${mismatched.length} shape mismatch(es): ${mismatched.slice(0, LIST).join('; ')}${mismatched.length > LIST ? `; ... (${mismatched.length - LIST} more)` : ''}`);
-    if (layout === 'torchvision' && isViT(arch) && unmatched.some((n) => !n.startsWith('encoder.') && !n.startsWith('heads.') && n !== 'class_token' && !n.startsWith('conv_proj.'))) {
-      parts.push("the names are read as torchvision's; a timm checkpoint needs model.initFormat (loadModel's format) 'timm' or 'auto'");
+    if (layout === 'torchvision' && detectLayout(unmatched) === 'timm') {
+      parts.push("the names are read as torchvision's but look like timm's: use model.initFormat (loadModel's format) 'timm' or 'auto'");
     }
+    const vitNames = unmatched.some((n) => /^(class_token|encoder\.layers\.|cls_token|blocks\.\d+\.)/.test(n));
+    if (isViT(arch) && unmatched.includes('conv1.weight')) parts.push(`the file holds a ResNet's names (conv1, layerK.*): check model.arch (${arch})`);
+    if (!isViT(arch) && vitNames) parts.push(`the file holds a Vision Transformer's names: check model.arch (${arch})`);
     throw new Error(parts.join('\n  '));
   }
   return { state: out, notes };

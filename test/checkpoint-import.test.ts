@@ -80,7 +80,7 @@ describe('loadModel with a plain state dict', () => {
     }
     // read as torchvision names: every timm name is unmatched, every parameter missing
     await expect(loadModel(file, { arch: 'vit_mini_p4', imageSize: 28, format: 'torchvision' })).rejects.toThrow(
-      /the torchvision-named checkpoint does not match vit_mini_p4\n {2}80 tensor name\(s\) of the file match no parameter of the model: 'cls_token', 'patch_embed.proj.weight', .*\(72 more\)\n {2}80 parameter\(s\) of the model are not in the file: 'class_token', .*\n.*needs model.initFormat \(loadModel's format\) 'timm' or 'auto'/,
+      /the torchvision-named checkpoint does not match vit_mini_p4\n {2}80 tensor name\(s\) of the file match no parameter of the model: 'cls_token', 'patch_embed.proj.weight', .*\(72 more\)\n {2}80 parameter\(s\) of the model are not in the file: 'class_token', .*\n.*look like timm's: use model.initFormat \(loadModel's format\) 'timm' or 'auto'/,
     );
   });
 
