@@ -19,6 +19,7 @@
 import { checkpointFromContents, OPTIMIZER_PREFIX, type Checkpoint } from './checkpoint.js';
 import type { Arch } from './model.js';
 import { isViT, renameLegacyViTKeys } from './model.js';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { readSafetensors } from './safetensors.js';
 import type { StateDict, StateEntry } from './state-dict.js';
 
@@ -267,4 +268,27 @@ export function plainShape(read: Extract<InitFile, { kind: 'plain' }>, arch: Arc
     numClasses: head && head.shape.length === 2 ? head.shape[0] : undefined,
     inChannels: conv && conv.shape.length === 4 ? conv.shape[1] : undefined,
   };
+}
+
+/**
+ * Whether a safetensors file's header has btm-node model metadata (only the header is read); false
+ * for anything unreadable (the loader then says what is wrong).
+ */
+export function hasBtmMetadata(file: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const len = Buffer.alloc(8);
+    if (readSync(fd, len, 0, 8, 0) !== 8) return false;
+    const n = Number(len.readBigUInt64LE(0));
+    if (n > 100_000_000) return false;
+    const header = Buffer.alloc(n);
+    if (readSync(fd, header, 0, n, 8) !== n) return false;
+    const meta = (JSON.parse(header.toString('utf8')) as { __metadata__?: Record<string, unknown> }).__metadata__;
+    return typeof meta?.model === 'string';
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }

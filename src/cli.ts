@@ -11,6 +11,7 @@ import { saveState, readCheckpoint, type ModelMeta } from './checkpoint.js';
 import { formatPeft } from './lift.js';
 import { checkCompatible, evaluate, loadModel } from './classifier.js';
 import { defaultTtaResize } from './tta.js';
+import { hasBtmMetadata } from './checkpoint-import.js';
 import { ConfigError, DATASETS, parseConfig, type Config, type ConfigInput } from './config.js';
 import type { ImageSet } from './data/image-set.js';
 import { interpolationSweep, mergeFiles } from './merge.js';
@@ -189,8 +190,9 @@ function withoutNproc(args: string[]): string[] {
 }
 
 async function cmdEval(argv: Record<string, unknown>): Promise<number> {
-  // --model.arch / --model.initFormat: how a plain torchvision / timm state dict is read
-  const config = dataConfig(argv, 'eval', ['model.arch', 'model.initFormat']);
+  // --model.initFormat, and for a plain torchvision / timm state dict --model.arch: how the file is read
+  const plain = !hasBtmMetadata(argv.checkpoint as string);
+  const config = dataConfig(argv, 'eval', ['model.initFormat', ...(plain ? ['model.arch'] : [])]);
   const { train, test } = await loadImageSets(config.data, config.seed);
   const { counts } = longTailSplit(config.data, train);
   // a plain torchvision / timm state dict (no btm-node metadata) is read as --model.arch, normalised as an explicit --data.normalize

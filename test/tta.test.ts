@@ -19,6 +19,9 @@ import { loadImageSets } from '../src/pipeline/data.js';
 import { runPipeline } from '../src/pipeline/run.js';
 import { deepMerge, presetConfig } from '../src/presets.js';
 import { parseConfig } from '../src/config.js';
+import { readCheckpoint } from '../src/checkpoint.js';
+import { writeSafetensors } from '../src/safetensors.js';
+import { fileURLToPath } from 'node:url';
 import { cropImages, evaluateFiveCrop, fiveCrops, resizeBilinear } from '../src/tta.js';
 import { PYTHON, torchvisionUnavailable } from './helpers/python.js';
 
@@ -112,6 +115,26 @@ describe('eval.tta in a run and in evaluate', () => {
     const without = await evaluate(classifier, test, { trainCounts: counts });
     expect(without.perClassRecall).toEqual(tta.rows[1].perClassRecall);
     expect(without.harmonicMean).toBe(tta.rows[1].harmonicMean);
+  });
+
+  it('btm eval --eval.tta five-crop gives the run\'s tta row; a plain state dict is read as --model.arch', async () => {
+    const tta = await runPipeline(cfg('tta-cli', { tta: 'five-crop' }));
+    const last = tta.rows[tta.rows.length - 1];
+    expect(last.label).toMatch(/\+ five-crop TTA \(16 -> 18\)$/); // the default: 16 x 248 / 224 = 17.7 -> 18
+    const data = ['--data.dataset', 'synthetic', '--data.imbalanceFactor', '5', '--data.synthetic.numClasses', '4', '--data.synthetic.size', '16',
+      '--data.synthetic.trainPerClass', '40', '--data.synthetic.testPerClass', '15', '--seed', '2'];
+    const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+    const run = (...args: string[]) => JSON.parse(execFileSync(process.execPath, [cli, 'eval', ...args, ...data, '--json'], { encoding: 'utf8' }));
+    expect(run(tta.checkpoint!, '--eval.tta', 'five-crop').perClassRecall).toEqual(last.perClassRecall);
+    expect(run(tta.checkpoint!).perClassRecall).toEqual(tta.rows[tta.rows.length - 2].perClassRecall);
+    // the same weights without btm-node metadata: read as --model.arch
+    const plain = join(root, 'plain.safetensors');
+    await writeSafetensors(plain, (await readCheckpoint(tta.checkpoint!)).state);
+    // the run's 'auto' normalisation, which a plain file does not carry, given explicitly
+    const { normalize } = (await readCheckpoint(tta.checkpoint!)).meta;
+    expect(normalize).toBeDefined();
+    const withNorm = ['--data.normalize', JSON.stringify(normalize)];
+    expect(run(plain, '--model.arch', 'resnet8', '--eval.tta', 'five-crop', ...withNorm).perClassRecall).toEqual(last.perClassRecall);
   });
 
   it('a ttaResize below the image size is refused before the run directory is written', async () => {
