@@ -8,7 +8,7 @@
 //  - --model.init with a plain file: input channels converted as timm does, a head for other classes
 //    kept from the model, the result checked tensor by tensor; a bad file is refused before the run
 //    directory is written.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -162,6 +162,28 @@ describe('--model.init with a plain checkpoint', () => {
         expect(Array.from(e.data as Float32Array), name).toEqual(Array.from(from.get(name)!.data as Float32Array));
       }
     }
+  });
+
+  it('a run interrupted before its first stage saved anything resumes from model.init, not from a fresh model', async () => {
+    using src = new Model({ arch: 'resnet8', numClasses: 4, inChannels: 1, seed: 5 });
+    const file = join(root, 'init-resume.safetensors');
+    await writeSafetensors(file, src.stateDict());
+    const patch = { fc: { epochs: 2, batchSize: 16 } };
+    const whole = await runPipeline(config('resume-whole', file, patch));
+    const controller = new AbortController();
+    const cut = await runPipeline(config('resume-cut', file, patch), {
+      signal: controller.signal,
+      onProgress: (e) => { if (e.type === 'train' && e.step === 'fc' && e.epoch === 1) controller.abort(); },
+    });
+    expect(cut.status).toBe('interrupted');
+    const state = JSON.parse(readFileSync(join(cut.dir, 'state.json'), 'utf8'));
+    expect(state.finished).toEqual(['init']);
+    expect(state.partial).toBeUndefined();
+    const resumed = await runPipeline(config('resume-cut', file, patch), { resume: true });
+    const strip = (rows: typeof whole.rows) => rows.map(({ trainSeconds: _t, ...rest }) => rest);
+    expect(strip(resumed.rows)).toEqual(strip(whole.rows));
+    const a = (await readCheckpoint(whole.checkpoint!)).state, b = (await readCheckpoint(resumed.checkpoint!)).state;
+    for (let i = 0; i < a.length; i++) expect(Array.from(b[i].data as Float32Array), a[i].name).toEqual(Array.from(a[i].data as Float32Array));
   });
 
   it('a file that does not match is refused before the run directory is written', async () => {
