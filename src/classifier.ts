@@ -395,12 +395,34 @@ export async function evaluate(classifier: Classifier, set: ImageSet, opts: Eval
   if (o.trainCounts && o.trainCounts.length !== classifier.meta.numClasses) {
     throw new RangeError(`${fn}: options.trainCounts has ${o.trainCounts.length} entries for ${classifier.meta.numClasses} classes`);
   }
-  const { preds } = o.tta === 'five-crop' ? await predictFiveCrop(classifier, set, o) : await classifier.predict(set, { batchSize: o.batchSize });
+  if (o.tta === 'five-crop') checkTtaResize(fn, classifier.meta, o.ttaResize);
+  const { preds } = o.tta === 'five-crop' ? await fiveCropOf(classifier, set, o) : await classifier.predict(set, { batchSize: o.batchSize });
   return summarize(set.labels, preds, classifier.meta.numClasses, o);
 }
 
-/** The five-crop test-time ensemble of a classifier on an image set (its crops go through predict's queue). */
+const FIVE_CROP_OPTIONS = is.options({ batchSize: is.optional(is.integer({ min: 1 })), ttaResize: is.optional(is.integer({ min: 1 })) });
+
+function checkTtaResize(fn: string, meta: ModelMeta, resize: number | undefined): void {
+  if (resize !== undefined && resize < meta.imageSize) {
+    throw new RangeError(`${fn}: options.ttaResize (the side images are upscaled to before the five crops) must be >= the image size ${meta.imageSize}, got ${resize}`);
+  }
+}
+
+/**
+ * LIFT's five-crop test-time ensemble (src/tta.ts) of a classifier on an image set of its shape: the
+ * mean of the five crops' logits and its argmax. The crops go through predict's queue.
+ */
 export async function predictFiveCrop(classifier: Classifier, set: ImageSet, opts: { batchSize?: number; ttaResize?: number } = {}): Promise<Prediction & { logits: Float32Array }> {
+  const fn = 'predictFiveCrop';
+  arg(fn, 'classifier', classifier, is.instance(Classifier));
+  arg(fn, 'set', set, IMAGE_SET);
+  const o = arg(fn, 'options', opts, FIVE_CROP_OPTIONS);
+  checkCompatible(classifier.meta, set, { checkpoint: classifier.source });
+  checkTtaResize(fn, classifier.meta, o.ttaResize);
+  return fiveCropOf(classifier, set, o);
+}
+
+function fiveCropOf(classifier: Classifier, set: ImageSet, opts: { batchSize?: number; ttaResize?: number }): Promise<Prediction & { logits: Float32Array }> {
   const { imageSize: s, inChannels: c, numClasses } = classifier.meta;
   return fiveCropEnsemble(set, s, numClasses, { resize: opts.ttaResize }, async (crops, count) =>
     (await classifier.predict(crops, { shape: [count, c, s, s], logits: true, batchSize: opts.batchSize })).logits!);

@@ -11,7 +11,8 @@
  */
 import { Dataset as DatasetClass, type DatasetSource } from './dataset.js';
 import type { Device } from './device.js';
-import type { Model, Normalization } from './model.js';
+import { arg, is } from './args.js';
+import { Model as ModelClass, type Model, type Normalization } from './model.js';
 
 export const TTA_MODES = ['none', 'five-crop'] as const;
 export type TtaMode = (typeof TTA_MODES)[number];
@@ -144,15 +145,15 @@ export interface TtaOptions {
  */
 export async function fiveCropEnsemble(
   source: Pick<DatasetSource, 'images' | 'n' | 'channels' | 'height' | 'width'>, size: number, numClasses: number,
-  opts: { resize?: number; chunk?: number },
+  opts: { resize?: number; chunk?: number; where?: string },
   logitsOf: (crops: Uint8Array, count: number) => Promise<Float32Array>,
 ): Promise<{ preds: Int32Array; logits: Float32Array }> {
   const { n, channels: c, height, width } = source;
   if (height !== width || height !== size) {
-    throw new RangeError(`five-crop: the images are ${height}x${width}, the model takes ${size}x${size} (crops are the model's size, of square images)`);
+    throw new RangeError(`${opts.where ?? 'five-crop'}: the images are ${height}x${width}, the model takes ${size}x${size} (crops are the model's size, of square images)`);
   }
   const resize = opts.resize ?? defaultTtaResize(size);
-  if (!Number.isInteger(resize) || resize < size) throw new RangeError(`five-crop: the upscaled side (eval.ttaResize) must be an integer >= the image size ${size}, got ${resize}`);
+  if (!Number.isInteger(resize) || resize < size) throw new RangeError(`${opts.where ?? 'five-crop'}: the upscaled side (eval.ttaResize, options.resize) must be an integer >= the image size ${size}, got ${resize}`);
   const chunk = opts.chunk ?? 512;
   const preds = new Int32Array(n);
   const logits = new Float32Array(n * numClasses);
@@ -169,8 +170,20 @@ export async function fiveCropEnsemble(
 
 /** fiveCropEnsemble of a Model (the pipeline's final evaluation). */
 export async function evaluateFiveCrop(model: Model, source: Pick<DatasetSource, 'images' | 'n' | 'channels' | 'height' | 'width'>, opts: TtaOptions = {}): Promise<{ preds: Int32Array; logits: Float32Array }> {
+  const fn = 'evaluateFiveCrop';
+  arg(fn, 'model', model, is.instance(ModelClass));
+  arg(fn, 'source', source, is.object({
+    images: is.instance(Uint8Array), n: is.integer({ min: 0 }), channels: is.integer({ min: 1 }), height: is.integer({ min: 1 }), width: is.integer({ min: 1 }),
+  }, { extra: true }));
+  arg(fn, 'options', opts, is.options({
+    resize: is.optional(is.integer({ min: 1 })), normalize: is.optional(is.object({ mean: is.array(is.number()), std: is.array(is.number()) })),
+    batchSize: is.optional(is.integer({ min: 1 })), chunk: is.optional(is.integer({ min: 1 })), device: is.optional(is.device()),
+  }));
   const { imageSize: size, numClasses } = model.info;
-  return fiveCropEnsemble(source, size, numClasses, opts, async (crops, count) => {
+  if (source.images.length !== source.n * source.channels * source.height * source.width) {
+    throw new RangeError(`${fn}: source.images has ${source.images.length} bytes, n x channels x height x width = ${source.n * source.channels * source.height * source.width}`);
+  }
+  return fiveCropEnsemble(source, size, numClasses, { ...opts, where: fn }, async (crops, count) => {
     using ds = new DatasetClass({ images: crops, labels: new Int32Array(count), n: count, channels: source.channels, height: size, width: size }, opts.device ?? (model.info.device as Device));
     return (await model.evaluate(ds, { logits: true, normalize: opts.normalize, batchSize: opts.batchSize })).logits!;
   });

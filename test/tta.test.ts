@@ -12,14 +12,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { evaluate, loadModel } from '../src/classifier.js';
+import { evaluate, loadModel, predictFiveCrop } from '../src/classifier.js';
 import { Dataset } from '../src/dataset.js';
 import { Model } from '../src/model.js';
 import { loadImageSets } from '../src/pipeline/data.js';
 import { runPipeline } from '../src/pipeline/run.js';
 import { deepMerge, presetConfig } from '../src/presets.js';
 import { parseConfig } from '../src/config.js';
-import { readCheckpoint } from '../src/checkpoint.js';
+import { readCheckpoint, saveCheckpoint } from '../src/checkpoint.js';
 import { writeSafetensors } from '../src/safetensors.js';
 import { fileURLToPath } from 'node:url';
 import { cropImages, evaluateFiveCrop, fiveCrops, resizeBilinear } from '../src/tta.js';
@@ -81,6 +81,26 @@ describe('evaluateFiveCrop', () => {
     expect(Array.from(got.preds)).toEqual(preds);
     // the crops differ, so the ensemble is not one crop's prediction
     expect(per.some((p, k) => k > 0 && Array.from(p).some((v, i) => v !== per[0][i]))).toBe(true);
+  });
+});
+
+describe('bad input', () => {
+  it('names the function, the argument and what it expected', async () => {
+    using model = new Model({ arch: 'resnet8', numClasses: 3, inChannels: 1, imageSize: 8 });
+    const src = { images: new Uint8Array(2 * 64), n: 2, channels: 1, height: 8, width: 8 };
+    await expect(evaluateFiveCrop(model, src, { resize: 7 })).rejects.toThrow(/^evaluateFiveCrop: the upscaled side \(eval.ttaResize, options.resize\) must be an integer >= the image size 8, got 7$/);
+    await expect(evaluateFiveCrop(model, { ...src, height: 4, width: 4, images: new Uint8Array(32) })).rejects.toThrow(/^evaluateFiveCrop: the images are 4x4, the model takes 8x8/);
+    await expect(evaluateFiveCrop(model, { ...src, n: 3 })).rejects.toThrow(/^evaluateFiveCrop: source.images has 128 bytes, n x channels x height x width = 192$/);
+    await expect(evaluateFiveCrop(model, src, { crop: 5 } as never)).rejects.toThrow(/^evaluateFiveCrop: options: unknown option 'crop'/);
+    await expect(evaluateFiveCrop({} as never, src)).rejects.toThrow(/^evaluateFiveCrop: model must be a Model/);
+    const file = join(root, 'small.safetensors');
+    await saveCheckpoint(file, model, { arch: 'resnet8', numClasses: 3, inChannels: 1, imageSize: 8 });
+    using c = await loadModel(file);
+    const set = { ...src, labels: new Int32Array(2), numClasses: 3, source: 'x' };
+    await expect(predictFiveCrop(c, set, { ttaResize: 6 })).rejects.toThrow(/^predictFiveCrop: options.ttaResize \(the side images are upscaled to before the five crops\) must be >= the image size 8, got 6$/);
+    await expect(evaluate(c, set, { tta: 'five-crop', ttaResize: 6 })).rejects.toThrow(/^evaluate: options.ttaResize .* got 6$/);
+    await expect(evaluate(c, set, { tta: 'ten-crop' as never })).rejects.toThrow(/^evaluate: options.tta must be one of/);
+    expect((await predictFiveCrop(c, set)).preds).toHaveLength(2);
   });
 });
 
