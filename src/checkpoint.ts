@@ -8,11 +8,12 @@
 import { arg, is, type Check } from './args.js';
 import { ARCHS, Model, PEFT_MODULES, type Arch } from './model.js';
 import { peftMeta, type PeftMeta } from './lift.js';
-import { readSafetensors, writeSafetensors, type Metadata } from './safetensors.js';
+import { readSafetensors, writeSafetensors, type Metadata, type SafetensorsContents } from './safetensors.js';
 import type { StateDict } from './state-dict.js';
 
 export const CHECKPOINT_FORMAT = 'btm-node/1';
-const OPTIMIZER_PREFIX = 'optimizer.';
+/** Training-state checkpoints store SGD momentum buffers under this prefix. */
+export const OPTIMIZER_PREFIX = 'optimizer.';
 
 export interface ModelMeta {
   arch: Arch;
@@ -93,7 +94,7 @@ export async function saveState(file: string, state: StateDict, meta: ModelMeta,
 function decodeMeta(file: string, metadata: Metadata): ModelMeta {
   if (!metadata.model) {
     throw new Error(`${file}: no btm-node model metadata (__metadata__.model); was it written by btm-node? ` +
-      'A plain torchvision state dict can be loaded with Model.loadStateDict after creating the model yourself.');
+      'A plain torchvision- or timm-named state dict loads with loadModel(file, { arch }) or as --model.init (model.initFormat auto, torchvision or timm).');
   }
   let parsed: unknown;
   try {
@@ -110,7 +111,11 @@ function decodeMeta(file: string, metadata: Metadata): ModelMeta {
 
 export async function readCheckpoint(file: string): Promise<Checkpoint> {
   arg('readCheckpoint', 'file', file, is.path());
-  const { dict, metadata } = await readSafetensors(file);
+  return checkpointFromContents(file, await readSafetensors(file));
+}
+
+/** readCheckpoint of a file already read (its tensors and metadata). */
+export function checkpointFromContents(file: string, { dict, metadata }: Pick<SafetensorsContents, 'dict' | 'metadata'>): Checkpoint {
   const meta = decodeMeta(file, metadata);
   const state = dict.filter((e) => !e.name.startsWith(OPTIMIZER_PREFIX));
   return { state, meta, metadata };

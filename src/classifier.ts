@@ -9,13 +9,15 @@
  * that fails (a bad argument or shape) rejects only that caller.
  */
 import { arg, describe, is, type Check } from './args.js';
-import { checkModelMeta, readCheckpoint, type ModelMeta } from './checkpoint.js';
+import { checkModelMeta, type ModelMeta } from './checkpoint.js';
+import { importPlainState, INIT_FORMATS, plainShape, readInitFile, type InitFile, type InitFormat } from './checkpoint-import.js';
 import type { ImageSet } from './data/image-set.js';
 import { Dataset } from './dataset.js';
 import type { Device } from './device.js';
 import { summarize, type Summary } from './metrics.js';
-import { Model } from './model.js';
+import { ARCHS, Model, type Arch } from './model.js';
 import { preparePeftModel } from './lift.js';
+import { fiveCropEnsemble, TTA_MODES, type TtaMode } from './tta.js';
 
 /**
  * Default `maxBatch`: the images one merged forward may hold. Measured on the CIFAR resnet20, 2 CPU
@@ -284,13 +286,45 @@ export class Classifier implements Disposable {
   }
 }
 
-const LOAD_OPTIONS = is.options({ device: is.optional(is.device()), maxBatch: is.optional(is.integer({ min: 1 })) });
+const LOAD_OPTIONS = is.options({
+  device: is.optional(is.device()),
+  maxBatch: is.optional(is.integer({ min: 1 })),
+  format: is.optional(is.oneOf(INIT_FORMATS)),
+  arch: is.optional(is.oneOf(ARCHS)),
+  imageSize: is.optional(is.integer({ min: 1 })),
+  inChannels: is.optional(is.integer({ min: 1 })),
+  normalize: is.optional(is.object({ mean: is.array(is.number()), std: is.array(is.number()) })),
+  classNames: is.optional(is.array(is.string())),
+});
 
-/** Loads a btm-node checkpoint (safetensors with model metadata) onto a device. */
-export async function loadModel(file: string, opts: { device?: Device; maxBatch?: number } = {}): Promise<Classifier> {
+export interface LoadModelOptions {
+  device?: Device;
+  maxBatch?: number;
+  /** How the file is read (default 'auto': see src/checkpoint-import.ts). */
+  format?: InitFormat;
+  /**
+   * For a plain torchvision- or timm-named state dict (no btm-node metadata): the architecture (required),
+   * and optionally the image size (default: the architecture's), the input channels (default: the file's
+   * first convolution's; others are converted as timm does), the normalisation of [0,1] pixels (default
+   * none) and the class names. The number of classes is the file's head's.
+   */
+  arch?: Arch;
+  imageSize?: number;
+  inChannels?: number;
+  normalize?: { mean: number[]; std: number[] };
+  classNames?: string[];
+}
+
+/**
+ * Loads a btm-node checkpoint (safetensors with model metadata) onto a device, or a plain torchvision-
+ * or timm-named state dict given `arch` (names converted, see src/checkpoint-import.ts).
+ */
+export async function loadModel(file: string, opts: LoadModelOptions = {}): Promise<Classifier> {
   arg('loadModel', 'file', file, is.path());
   const o = arg('loadModel', 'options', opts, LOAD_OPTIONS);
-  const { state, meta } = await readCheckpoint(file);
+  const read = await readInitFile(file, o.format ?? 'auto');
+  if (read.kind === 'plain') return loadPlain(read, o);
+  const { state, meta } = read.checkpoint;
   const model = new Model({ arch: meta.arch, numClasses: meta.numClasses, inChannels: meta.inChannels, imageSize: meta.imageSize, device: o.device ?? 'cpu' });
   try {
     preparePeftModel(model, meta.peft); // AdaptFormer / adapters / a cosine head
@@ -302,11 +336,41 @@ export async function loadModel(file: string, opts: { device?: Device; maxBatch?
   return new Classifier(model, meta, { maxBatch: o.maxBatch, source: file });
 }
 
+async function loadPlain(read: Extract<InitFile, { kind: 'plain' }>, o: LoadModelOptions): Promise<Classifier> {
+  const { file } = read;
+  if (!o.arch) {
+    throw new Error(`${file}: no btm-node model metadata: read as a plain ${read.layout}-named state dict, it needs the architecture: ` +
+      `loadModel(file, { arch: ... }) (one of ${ARCHS.join(', ')})`);
+  }
+  const shape = plainShape(read, o.arch);
+  // without a head (or names read in the wrong layout) the import below fails, listing what is missing
+  const numClasses = shape.numClasses ?? 1;
+  const model = new Model({
+    arch: o.arch, numClasses, inChannels: o.inChannels ?? shape.inChannels ?? 3, ...(o.imageSize ? { imageSize: o.imageSize } : {}), device: o.device ?? 'cpu',
+  });
+  let meta: ModelMeta;
+  try {
+    meta = arg('loadModel', 'options', {
+      arch: o.arch, numClasses, inChannels: model.info.inChannels, imageSize: model.info.imageSize,
+      ...(o.normalize ? { normalize: o.normalize } : {}), ...(o.classNames ? { classNames: o.classNames } : {}),
+    }, checkModelMeta);
+    model.loadStateDict(importPlainState(read, model.stateDict(), o.arch, 'require').state);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return new Classifier(model, meta, { maxBatch: o.maxBatch, source: file });
+}
+
 export interface EvaluateOptions {
   trainCounts?: number[];
   manyThreshold?: number;
   fewThreshold?: number;
   batchSize?: number;
+  /** 'five-crop': LIFT's test-time ensemble (src/tta.ts); default 'none'. */
+  tta?: TtaMode;
+  /** The side images are upscaled to before the five crops (default: the image size x 248/224). */
+  ttaResize?: number;
 }
 
 const EVALUATE_OPTIONS = is.options({
@@ -314,6 +378,8 @@ const EVALUATE_OPTIONS = is.options({
   manyThreshold: is.optional(is.number()),
   fewThreshold: is.optional(is.number()),
   batchSize: is.optional(is.integer({ min: 1 })),
+  tta: is.optional(is.oneOf(TTA_MODES)),
+  ttaResize: is.optional(is.integer({ min: 1 })),
 });
 
 /**
@@ -329,6 +395,35 @@ export async function evaluate(classifier: Classifier, set: ImageSet, opts: Eval
   if (o.trainCounts && o.trainCounts.length !== classifier.meta.numClasses) {
     throw new RangeError(`${fn}: options.trainCounts has ${o.trainCounts.length} entries for ${classifier.meta.numClasses} classes`);
   }
-  const { preds } = await classifier.predict(set, { batchSize: o.batchSize });
+  if (o.tta === 'five-crop') checkTtaResize(fn, classifier.meta, o.ttaResize);
+  const { preds } = o.tta === 'five-crop' ? await fiveCropOf(classifier, set, o) : await classifier.predict(set, { batchSize: o.batchSize });
   return summarize(set.labels, preds, classifier.meta.numClasses, o);
+}
+
+const FIVE_CROP_OPTIONS = is.options({ batchSize: is.optional(is.integer({ min: 1 })), ttaResize: is.optional(is.integer({ min: 1 })) });
+
+function checkTtaResize(fn: string, meta: ModelMeta, resize: number | undefined): void {
+  if (resize !== undefined && resize < meta.imageSize) {
+    throw new RangeError(`${fn}: options.ttaResize (the side images are upscaled to before the five crops) must be >= the image size ${meta.imageSize}, got ${resize}`);
+  }
+}
+
+/**
+ * LIFT's five-crop test-time ensemble (src/tta.ts) of a classifier on an image set of its shape: the
+ * mean of the five crops' logits and its argmax. The crops go through predict's queue.
+ */
+export async function predictFiveCrop(classifier: Classifier, set: ImageSet, opts: { batchSize?: number; ttaResize?: number } = {}): Promise<Prediction & { logits: Float32Array }> {
+  const fn = 'predictFiveCrop';
+  arg(fn, 'classifier', classifier, is.instance(Classifier));
+  arg(fn, 'set', set, IMAGE_SET);
+  const o = arg(fn, 'options', opts, FIVE_CROP_OPTIONS);
+  checkCompatible(classifier.meta, set, { checkpoint: classifier.source });
+  checkTtaResize(fn, classifier.meta, o.ttaResize);
+  return fiveCropOf(classifier, set, o);
+}
+
+function fiveCropOf(classifier: Classifier, set: ImageSet, opts: { batchSize?: number; ttaResize?: number }): Promise<Prediction & { logits: Float32Array }> {
+  const { imageSize: s, inChannels: c, numClasses } = classifier.meta;
+  return fiveCropEnsemble(set, s, numClasses, { resize: opts.ttaResize }, async (crops, count) =>
+    (await classifier.predict(crops, { shape: [count, c, s, s], logits: true, batchSize: opts.batchSize })).logits!);
 }

@@ -10,6 +10,8 @@ import { hideBin } from 'yargs/helpers';
 import { saveState, readCheckpoint, type ModelMeta } from './checkpoint.js';
 import { formatPeft } from './lift.js';
 import { checkCompatible, evaluate, loadModel } from './classifier.js';
+import { defaultTtaResize } from './tta.js';
+import { hasBtmMetadata } from './checkpoint-import.js';
 import { ConfigError, DATASETS, parseConfig, type Config, type ConfigInput } from './config.js';
 import type { ImageSet } from './data/image-set.js';
 import { interpolationSweep, mergeFiles } from './merge.js';
@@ -95,11 +97,11 @@ export function buildConfig(argv: Record<string, unknown>): ConfigInput {
  * error); flags of keys the command does not use are named on stderr, so the same flags can be
  * passed to run and eval.
  */
-function dataConfig(argv: Record<string, unknown>, command: string): Config {
+function dataConfig(argv: Record<string, unknown>, command: string, extra: string[] = []): Config {
   const config = parseConfig(buildConfig(argv));
-  const unused = flagKeys(configFromFlags(argv)).filter((k) => !DATA_KEYS(k));
+  const unused = flagKeys(configFromFlags(argv)).filter((k) => !DATA_KEYS(k) && !extra.includes(k));
   if (unused.length) {
-    process.stderr.write(`btm ${command}: not used here (it takes --data.*, --eval.*, --model.device, --seed, --threads): ${unused.map((k) => `--${k}`).join(' ')}\n`);
+    process.stderr.write(`btm ${command}: not used here (it takes --data.*, --eval.*, --model.device, ${extra.map((k) => `--${k}, `).join('')}--seed, --threads): ${unused.map((k) => `--${k}`).join(' ')}\n`);
   }
   if (config.threads) setNumThreads(config.threads);
   return config;
@@ -188,13 +190,23 @@ function withoutNproc(args: string[]): string[] {
 }
 
 async function cmdEval(argv: Record<string, unknown>): Promise<number> {
-  const config = dataConfig(argv, 'eval');
+  // --model.initFormat, and for a plain torchvision / timm state dict --model.arch: how the file is read
+  const plain = !hasBtmMetadata(argv.checkpoint as string);
+  const config = dataConfig(argv, 'eval', ['model.initFormat', ...(plain ? ['model.arch'] : [])]);
   const { train, test } = await loadImageSets(config.data, config.seed);
   const { counts } = longTailSplit(config.data, train);
-  const classifier = await loadModel(argv.checkpoint as string, { device: config.model.device as Device });
+  // a plain torchvision / timm state dict (no btm-node metadata) is read as --model.arch, normalised as an explicit --data.normalize
+  const norm = typeof config.data.normalize === 'object' ? config.data.normalize : undefined;
+  const classifier = await loadModel(argv.checkpoint as string, {
+    device: config.model.device as Device, format: config.model.initFormat, arch: config.model.arch, imageSize: test.height, inChannels: test.channels,
+    ...(norm ? { normalize: norm } : {}),
+  });
   try {
     checkFits(argv.checkpoint as string, classifier.meta, test);
-    const s = await evaluate(classifier, test, { trainCounts: counts, manyThreshold: config.eval.manyThreshold, fewThreshold: config.eval.fewThreshold, batchSize: config.eval.batchSize });
+    const s = await evaluate(classifier, test, {
+      trainCounts: counts, manyThreshold: config.eval.manyThreshold, fewThreshold: config.eval.fewThreshold, batchSize: config.eval.batchSize,
+      tta: config.eval.tta, ttaResize: config.eval.ttaResize,
+    });
     if (argv.json) {
       process.stdout.write(JSON.stringify(s, null, 2) + '\n');
     } else {
@@ -203,6 +215,7 @@ async function cmdEval(argv: Record<string, unknown>): Promise<number> {
         [{ key: 'cls', header: 'class', align: 'left' }, { key: 'n', header: 'train images' }, { key: 'recall', header: 'recall', format: (v) => formatPercent(v) }],
         names.map((cls, c) => ({ cls, n: counts[c], recall: s.perClassRecall[c] })),
       ) + '\n\n');
+      if (config.eval.tta !== 'none') process.stdout.write(`five-crop test-time ensemble: crops of ${classifier.meta.imageSize}x${classifier.meta.imageSize} from images upscaled to ${config.eval.ttaResize ?? defaultTtaResize(classifier.meta.imageSize)}, logits averaged\n`);
       process.stdout.write(`accuracy ${formatPercent(s.accuracy)}  H-mean ${formatPercent(s.harmonicMean)}  G-mean ${formatPercent(s.geometricMean)}  ` +
         `lowest ${formatPercent(s.lowestRecall)}  many ${formatPercent(s.many?.recall)}  medium ${formatPercent(s.medium?.recall)}  few ${formatPercent(s.few?.recall)}\n`);
     }

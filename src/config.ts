@@ -7,6 +7,8 @@ import { z } from 'zod';
 import { ARCHS } from './model.js';
 import { MoreSchema } from './more.js';
 import { LiftModuleFields } from './lift.js';
+import { INIT_FORMATS } from './checkpoint-import.js';
+import { TTA_MODES } from './tta.js';
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 const nonneg = z.number().min(0);
@@ -98,6 +100,12 @@ export const ModelSchema = z.strictObject({
   device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, "expected 'cpu', 'cuda' or 'cuda:N'").default('cpu'),
   /** Start from this checkpoint (safetensors) instead of pre-training: the pretrain stage is skipped. */
   init: z.string().optional(),
+  /**
+   * How model.init is read: 'auto' (a btm-node checkpoint when it has btm-node metadata, else a plain
+   * state dict with torchvision's or timm's names, told apart by its names), or one of them
+   * (src/checkpoint-import.ts).
+   */
+  initFormat: z.enum(INIT_FORMATS).default('auto'),
   amp: z.enum(['none', 'bf16', 'fp16']).default('none'),
   channelsLast: z.boolean().default(false),
 });
@@ -213,6 +221,14 @@ export const EvalSchema = z.strictObject({
   batchSize: int(1, 1 << 16).default(512),
   manyThreshold: int(0, 1_000_000).default(100),
   fewThreshold: int(0, 1_000_000).default(20),
+  /**
+   * Test-time ensembling (src/tta.ts): 'five-crop' upscales each test image to ttaResize, takes the four
+   * corner crops and the centre crop of the model's size and averages their logits (LIFT). Applied by
+   * the run's final evaluation (an extra row after the last stage) and by `btm eval`.
+   */
+  tta: z.enum(TTA_MODES).default('none'),
+  /** The side images are upscaled to before the five crops (default: LIFT's 224 -> 248, proportionally: 28 -> 31). */
+  ttaResize: int(1, 1 << 14).optional(),
 });
 
 export const ConfigSchema = z

@@ -18,11 +18,13 @@ export { shardEpoch, perRankBatch, type Shard } from './distributed/shard.js';
 export type { StateDict, StateEntry, DType } from './state-dict.js';
 export { readSafetensors, writeSafetensors } from './safetensors.js';
 export { saveCheckpoint, saveState, readCheckpoint, checkpointSummary, type ModelMeta, type Checkpoint, type CheckpointSummary } from './checkpoint.js';
+export { INIT_FORMATS, TIMM_VIT_NAMES, detectLayout, type InitFormat } from './checkpoint-import.js';
 export { StateAccumulator, mergeFiles, adaptiveWeights, greedySoup, interpolate, interpolationSweep } from './merge.js';
 
 // Using a trained model.
-export { loadModel, evaluate, Classifier, checkCompatible, DEFAULT_MAX_BATCH } from './classifier.js';
-export type { PredictOptions, Prediction, ClassifierOptions, EvaluateOptions } from './classifier.js';
+export { loadModel, evaluate, predictFiveCrop, Classifier, checkCompatible, DEFAULT_MAX_BATCH } from './classifier.js';
+export type { PredictOptions, Prediction, ClassifierOptions, EvaluateOptions, LoadModelOptions } from './classifier.js';
+export { evaluateFiveCrop, fiveCrops, defaultTtaResize, TTA_MODES, type TtaMode } from './tta.js';
 
 // Data.
 export type { ImageSet } from './data/image-set.js';

@@ -8,6 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../atomic-file.js';
 import { readCheckpoint, type ModelMeta } from '../checkpoint.js';
+import { importPlainState, readInitFile, type InitFormat, type PlainImport } from '../checkpoint-import.js';
 import { configDiff, ConfigError, parseConfig, STAGES, type Config, type ConfigInput, type StageName } from '../config.js';
 import { Dataset } from '../dataset.js';
 import { buildInfo, cudaAvailable, deviceCount, getNumThreads, setNumThreads, type Device } from '../device.js';
@@ -17,7 +18,8 @@ import { formatSplitList } from '../sampling/longtail.js';
 import { RunInterrupted, type ProgressEvent, type StageContext } from './context.js';
 import { loadRunData } from './data.js';
 import { RUN_FORMAT, RUN_FORMAT_VERSION, RunDir, stageOfStep, type ResultRow, type RunStateFile } from './run-state.js';
-import { btm, evaluateStep, fc, lift, posttrain, pretrain, restoreStep } from './stages.js';
+import { btm, evaluateStep, fc, lift, posttrain, pretrain, restoreStep, ttaStep } from './stages.js';
+import { defaultTtaResize } from '../tta.js';
 import { applyPerformance } from './trainer.js';
 import { ProcessGroup } from '../distributed/process-group.js';
 import { parseDistSettings, type DistSettings, type DistSettingsInput } from '../distributed/settings.js';
@@ -98,7 +100,11 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
     normalize: data.normalize,
     classNames: data.train.classNames,
   };
-  if (config.model.init) await checkInit(config.model.init, meta);
+  if (config.eval.tta !== 'none') {
+    const resize = config.eval.ttaResize ?? defaultTtaResize(meta.imageSize);
+    if (resize < meta.imageSize) throw new ConfigError(`eval.ttaResize: the images are upscaled before the five crops of ${meta.imageSize}x${meta.imageSize}: it must be >= ${meta.imageSize}, got ${resize}`);
+  }
+  const init = config.model.init ? await checkInit(config.model.init, config.model.initFormat, meta, config.seed) : undefined;
 
   // every check passed on every rank (they run the same checks on the same config): join the group
   const group = dist ? await joinGroup(dist, device) : undefined;
@@ -146,27 +152,33 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
   emit({ type: 'log', message: describeRun(config, data.split.length, data.counts) });
 
   const stages = config.pipeline.filter((s) => !(s === 'pretrain' && config.model.init));
+  // model.init may be a plain torchvision / timm state dict (converted by checkInit), not a btm-node checkpoint
+  const restore = (file: string) => (init && file === init.file ? loadInit(ctx, init) : restoreStep(ctx, file));
   try {
-    if (config.model.init) {
-      if (!run.isFinished('init')) {
-        await restoreStep(ctx, config.model.init);
-        if (leader) await evaluateStep(ctx, 'init', 'init', `initial model (${config.model.init})`);
-        await run.finish('init');
-      }
-    }
     // `last`: the checkpoint the next stage starts from; `loaded`: whether ctx.model already holds it
     let last: string | undefined = config.model.init;
-    let loaded = true;
+    let loaded = !last;
+    if (init && !run.isFinished('init')) {
+      await restore(init.file);
+      loaded = true;
+      if (leader) await evaluateStep(ctx, 'init', 'init', `initial model (${init.file})`);
+      await run.finish('init');
+    }
     for (const stage of stages) {
       if (stageDone(run, stage)) {
         last = stageOutput(run, stage);
         loaded = false;
         continue;
       }
-      if (last && !loaded) await restoreStep(ctx, last);
+      if (last && !loaded) await restore(last);
       await STAGE_RUNNERS[stage](ctx);
       last = stageOutput(run, stage);
       loaded = true;
+    }
+    if (config.eval.tta !== 'none' && !run.isFinished('tta')) {
+      if (last && !loaded) await restore(last);
+      if (leader) await ttaStep(ctx);
+      await run.finish('tta');
     }
     if (leader) {
       await writeCharts(ctx);
@@ -250,19 +262,50 @@ function checkDevice(device: string): void {
   }
 }
 
-/** model.init must be a btm-node checkpoint of the configured architecture, for data of this shape. */
-async function checkInit(file: string, want: ModelMeta): Promise<void> {
-  let meta: ModelMeta;
+/** model.init, checked: a btm-node checkpoint (loaded by restoreStep), or a plain state dict converted to the run's model. */
+interface InitCheckpoint {
+  file: string;
+  plain?: PlainImport;
+}
+
+/**
+ * model.init must be a btm-node checkpoint of the configured architecture, for data of this shape, or
+ * (model.initFormat auto / torchvision / timm) a plain torchvision- or timm-named state dict that
+ * matches the run's model after the name map (src/checkpoint-import.ts); its head may be for another
+ * number of classes (the model's own head is kept then).
+ */
+async function checkInit(file: string, format: InitFormat, want: ModelMeta, seed: number): Promise<InitCheckpoint> {
   try {
-    meta = (await readCheckpoint(file)).meta;
+    const read = await readInitFile(file, format);
+    if (read.kind === 'plain') {
+      // the run's model as it will be created (same seed): the layout to match and the head kept when the file's differs
+      const model = new Model({ arch: want.arch, numClasses: want.numClasses, inChannels: want.inChannels, imageSize: want.imageSize, device: 'cpu', seed });
+      let template;
+      try {
+        template = model.stateDict();
+      } finally {
+        model.dispose();
+      }
+      return { file, plain: importPlainState(read, template, want.arch, 'keep-model') };
+    }
+    const meta = read.checkpoint.meta;
+    const diffs: string[] = [];
+    for (const k of ['arch', 'numClasses', 'inChannels', 'imageSize'] as const) {
+      if (meta[k] !== want[k]) diffs.push(`${k} ${String(meta[k])} (the run needs ${String(want[k])})`);
+    }
+    if (diffs.length) throw new Error(`${file} does not match this run: ${diffs.join(', ')}`);
+    return { file };
   } catch (e) {
     throw new ConfigError(`model.init: ${(e as Error).message}`);
   }
-  const diffs: string[] = [];
-  for (const k of ['arch', 'numClasses', 'inChannels', 'imageSize'] as const) {
-    if (meta[k] !== want[k]) diffs.push(`${k} ${String(meta[k])} (the run needs ${String(want[k])})`);
-  }
-  if (diffs.length) throw new ConfigError(`model.init: ${file} does not match this run: ${diffs.join(', ')}`);
+}
+
+/** Loads model.init into ctx.model: a converted plain state as checked, or a btm-node checkpoint. */
+async function loadInit(ctx: StageContext, init: InitCheckpoint): Promise<void> {
+  if (!init.plain) return restoreStep(ctx, init.file);
+  ctx.model.loadStateDict(init.plain.state);
+  ctx.emit({ type: 'log', message: `model.init: ${init.file} read as a ${init.plain.layout}-named state dict` +
+    (init.plain.notes.length ? `; ${init.plain.notes.join('; ')}` : '') });
 }
 
 function describeRun(c: Config, n: number, counts: number[]): string {

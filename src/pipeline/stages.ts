@@ -25,6 +25,7 @@ import { btmFineTunesBatched } from './btm-batched.js';
 import { runEpochs, type EpochLoop } from './trainer.js';
 import type { MoreConfig } from '../more.js';
 import { initHeadFromClassMeans, peftMeta, peftOptions, preparePeftModel } from '../lift.js';
+import { defaultTtaResize, evaluateFiveCrop } from '../tta.js';
 
 /**
  * Evaluates ctx.model on the test set (or takes `given` predictions made elsewhere) and records a result
@@ -49,6 +50,20 @@ export async function evaluateStep(ctx: StageContext, step: string, stage: strin
   }
   await ctx.run.addRow(row);
   ctx.emit({ type: 'row', row });
+}
+
+/**
+ * eval.tta 'five-crop': the final model's test-time ensemble (src/tta.ts) as one more row, step 'tta',
+ * after the last stage's (whose row stays as it was).
+ */
+export async function ttaStep(ctx: StageContext): Promise<void> {
+  const size = ctx.meta.imageSize;
+  const resize = ctx.config.eval.ttaResize ?? defaultTtaResize(size);
+  const label = `${ctx.run.state.rows.at(-1)?.label ?? 'final model'} + five-crop TTA (${size} -> ${resize})`;
+  ctx.emit({ type: 'step', step: 'tta', stage: 'tta', message: `test-time ensemble: five ${size}x${size} crops of the test images upscaled to ${resize}x${resize}, logits averaged` });
+  const t0 = performance.now();
+  const r = await evaluateFiveCrop(ctx.model, ctx.data.test, { resize, normalize: ctx.data.normalize, batchSize: ctx.config.eval.batchSize });
+  await evaluateStep(ctx, 'tta', 'tta', label, { ...r, seconds: (performance.now() - t0) / 1000 });
 }
 
 /**
