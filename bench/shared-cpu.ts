@@ -13,7 +13,7 @@ import { PYTHON, ROOT } from './common.js';
 const WORKER = fileURLToPath(new URL('./shared-cpu-worker.js', import.meta.url));
 const TORCH = `${ROOT}/bench/shared_cpu_torch.py`;
 
-interface Run { imagesPerSec: number; threads?: number[]; adaptive?: boolean }
+interface Run { imagesPerSec: number; threads?: number[]; adaptive?: boolean; runs?: number[] }
 
 function proc(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
   return new Promise((resolve, reject) => {
@@ -59,18 +59,26 @@ export async function sharedCpuBench(opts: { quick: boolean; log: (s: string) =>
     ['adaptive (default)', base],
     [`fixed ${cores} threads (BTM_NUM_THREADS=${cores})`, { ...base, BTM_NUM_THREADS: String(cores) }],
   ] as const) {
-    opts.log(`shared-cpu: ${policy}: alone`);
-    const alone = await node(env);
+    // alone before, between and after the shared runs (this machine's speed drifts): the median
+    const aloneRuns: Run[] = [];
+    opts.log(`shared-cpu: ${policy}: alone (1 of 3)`);
+    aloneRuns.push(await node(env));
     opts.log(`shared-cpu: ${policy}: beside a 2-thread PyTorch training loop`);
     const torchP = proc(PYTHON, [TORCH, String(neighbourSecs), '2'], base);
     await sleep(1000);
     const besideTorch = await node(env);
     const torchBeside = await torchP;
+    opts.log(`shared-cpu: ${policy}: alone (2 of 3)`);
+    aloneRuns.push(await node(env));
     opts.log(`shared-cpu: ${policy}: beside a second btm-node process (same policy)`);
     const other = node(env, neighbourSecs - 2);
     await sleep(1000);
     const besideNode = await node(env);
     await other;
+    opts.log(`shared-cpu: ${policy}: alone (3 of 3)`);
+    aloneRuns.push(await node(env));
+    const alone = [...aloneRuns].sort((a, b) => a.imagesPerSec - b.imagesPerSec)[1];
+    alone.runs = aloneRuns.map((r) => r.imagesPerSec);
     policies.push({ policy, alone, besideTorch, torchBeside, besideNode });
   }
   return { cores, torchAlone, policies };
