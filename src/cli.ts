@@ -20,7 +20,7 @@ import { formatRows, formatDuration, ProgressPrinter } from './cli/progress.js';
 import { formatConfigKeys } from './cli/config-help.js';
 import { formatSplitList } from './sampling/longtail.js';
 import { formatPercent, formatTable } from './report/table.js';
-import { aggregateRuns, formatAggregate, formatCurves, readRuns } from './report/aggregate.js';
+import { aggregateRuns, formatAggregate, formatCurves, readRuns, type EvalSet } from './report/aggregate.js';
 import { readMetrics } from './pipeline/run-state.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { defaultKanjiDir, writeKanjiDataset } from './data/kanji.js';
@@ -310,7 +310,7 @@ async function cmdReport(argv: Record<string, unknown>): Promise<number> {
     }
     return 0;
   }
-  const rows = aggregateRuns(readRuns(dirs));
+  const rows = aggregateRuns(readRuns(dirs), argv.set as EvalSet);
   process.stdout.write((argv.json ? JSON.stringify(rows, null, 2) : formatAggregate(rows, Boolean(argv.markdown))) + '\n');
   return 0;
 }
@@ -424,6 +424,7 @@ export async function main(args: string[]): Promise<number> {
       y.positional('runs', { type: 'string', array: true, demandOption: true, describe: 'run directories' })
         .option('curves', { type: 'boolean', describe: "each run's metrics.jsonl: a row per epoch (lr, loss, train accuracy, images/s) and per evaluation" })
         .option('markdown', { type: 'boolean', describe: 'a Markdown table' })
+        .option('set', { type: 'string', choices: ['test', 'val'], default: 'test', describe: 'the metrics of the test set, or of the validation split (runs with --data.valPerClass)' })
         .option('json', { type: 'boolean' })
         .strict(), wrap(cmdReport))
     .command('info <checkpoint>', 'show a checkpoint: architecture, classes, normalisation, stage, metadata', (y) =>
