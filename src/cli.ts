@@ -310,7 +310,16 @@ async function cmdReport(argv: Record<string, unknown>): Promise<number> {
     }
     return 0;
   }
-  const rows = aggregateRuns(readRuns(dirs), argv.set as EvalSet);
+  let rows = aggregateRuns(readRuns(dirs), argv.set as EvalSet);
+  if (argv.rows !== undefined) {
+    let re: RegExp;
+    try {
+      re = new RegExp(String(argv.rows));
+    } catch (e) {
+      throw new UsageError(`--rows: not a regular expression: '${argv.rows}' (${(e as Error).message})`);
+    }
+    rows = rows.filter((r) => re.test(r.label));
+  }
   process.stdout.write((argv.json ? JSON.stringify(rows, null, 2) : formatAggregate(rows, Boolean(argv.markdown))) + '\n');
   return 0;
 }
@@ -424,6 +433,7 @@ export async function main(args: string[]): Promise<number> {
       y.positional('runs', { type: 'string', array: true, demandOption: true, describe: 'run directories' })
         .option('curves', { type: 'boolean', describe: "each run's metrics.jsonl: a row per epoch (lr, loss, train accuracy, images/s) and per evaluation" })
         .option('markdown', { type: 'boolean', describe: 'a Markdown table' })
+        .option('rows', { type: 'string', describe: "only the rows whose model label matches this regular expression (e.g. '^(?!BTM fine-tune #)')" })
         .option('set', { type: 'string', choices: ['test', 'val'], default: 'test', describe: 'the metrics of the test set, or of the validation split (runs with --data.valPerClass)' })
         .option('json', { type: 'boolean' })
         .strict(), wrap(cmdReport))
