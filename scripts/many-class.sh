@@ -66,7 +66,7 @@ if [ "$ABLATION" = 1 ]; then
   s=${SEEDS%% *}
   run "ce-s$s" --preset ce --seed "$s"
   abl() { local name=$1; shift; run "$name-s$s" --preset btm --pipeline '["pretrain","btm"]' --btm.evalEach false --seed "$s" --model.init "$RUNS/ce-s$s/pretrain.safetensors" "$@"; }
-  for lr in 0.001 0.003 0.01 0.03; do abl "merge-all-lr$lr" --btm.lr "$lr"; done
+  for lr in 0.01 0.003 0.03 0.001; do abl "merge-all-lr$lr" --btm.lr "$lr"; done
   for t in backbone classifier; do abl "merge-$t-lr0.01" --btm.trainable "$t"; done
   dirs=("$RUNS/ce-s$s"); for n in all-lr0.001 all-lr0.003 all-lr0.01 all-lr0.03 backbone-lr0.01 classifier-lr0.01; do dirs+=("$RUNS/merge-$n-s$s"); done
   for set in val test; do
