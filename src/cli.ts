@@ -5,6 +5,7 @@
  * work on checkpoints and splits.
  */
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { saveState, readCheckpoint, type ModelMeta } from './checkpoint.js';
@@ -22,7 +23,8 @@ import { formatRows, formatDuration, ProgressPrinter } from './cli/progress.js';
 import { formatConfigKeys } from './cli/config-help.js';
 import { formatSplitList } from './sampling/longtail.js';
 import { formatPercent, formatTable } from './report/table.js';
-import { aggregateRuns, formatAggregate, formatCurves, readRuns } from './report/aggregate.js';
+import { aggregateRuns, formatAggregate, formatCurves, readRuns, type EvalSet } from './report/aggregate.js';
+import { curveChartPng, curveChartSvg, interpolationSeries } from './report/chart.js';
 import { readMetrics } from './pipeline/run-state.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { defaultKanjiDir, writeKanjiDataset } from './data/kanji.js';
@@ -296,6 +298,16 @@ async function cmdInterpolate(argv: Record<string, unknown>): Promise<number> {
       rows.push({ lambda: lambdas[rows.length], acc: s.accuracy, h: s.harmonicMean, g: s.geometricMean, low: s.lowestRecall });
       return s.harmonicMean;
     });
+    if (argv.svg !== undefined) {
+      const svg = String(argv.svg);
+      const chart = {
+        title: String(argv.title ?? 'Interpolation (1 - lambda) a + lambda b'),
+        xLabel: `lambda (0: ${basename(String(argv.a))}, 1: ${basename(String(argv.b))})`,
+        series: interpolationSeries(rows as { lambda: number; acc: number; h: number; g: number; low: number }[]),
+      };
+      await writeFileAtomic(svg, curveChartSvg(chart));
+      await writeFileAtomic(svg.replace(/\.svg$/i, '') + '.png', curveChartPng(chart));
+    }
     if (argv.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
     else {
       const p = (v: unknown) => formatPercent(v as number);
@@ -323,7 +335,16 @@ async function cmdReport(argv: Record<string, unknown>): Promise<number> {
     }
     return 0;
   }
-  const rows = aggregateRuns(readRuns(dirs));
+  let rows = aggregateRuns(readRuns(dirs), argv.set as EvalSet);
+  if (argv.rows !== undefined) {
+    let re: RegExp;
+    try {
+      re = new RegExp(String(argv.rows));
+    } catch (e) {
+      throw new UsageError(`--rows: not a regular expression: '${argv.rows}' (${(e as Error).message})`);
+    }
+    rows = rows.filter((r) => re.test(r.label));
+  }
   process.stdout.write((argv.json ? JSON.stringify(rows, null, 2) : formatAggregate(rows, Boolean(argv.markdown))) + '\n');
   return 0;
 }
@@ -423,7 +444,9 @@ export async function main(args: string[]): Promise<number> {
       fileOptions(y).option('out', { type: 'string', demandOption: true, describe: 'output list file' }).epilog(dataEpilog('split')), wrap(cmdSplit))
     .command('interpolate <a> <b>', '(1 - lambda) a + lambda b for lambda in [0, 1], each evaluated on the test set (figures 1-2)', (y) =>
       fileOptions(y).positional('a', { type: 'string', demandOption: true }).positional('b', { type: 'string', demandOption: true })
-        .option('steps', { type: 'number', default: 11, describe: 'number of lambdas, evenly spaced' }).epilog(dataEpilog('interpolate')), wrap(cmdInterpolate))
+        .option('steps', { type: 'number', default: 11, describe: 'number of lambdas, evenly spaced' })
+        .option('svg', { type: 'string', describe: 'also draw the curves (accuracy, H-mean, G-mean, lowest recall against lambda) to this SVG and a PNG beside it' })
+        .option('title', { type: 'string', describe: 'the chart title (with --svg)' }).epilog(dataEpilog('interpolate')), wrap(cmdInterpolate))
     .command('data <kind>', 'generate a dataset: kanji, a many-class set drawn from real kanji stroke data (python3-kanjidraw)', (y) =>
       y.positional('kind', { type: 'string', choices: ['kanji'], demandOption: true })
         .option('out', { type: 'string', describe: 'output directory (default: ~/.cache/btm-node/kanji-..., where --data.dataset kanji looks)' })
@@ -437,6 +460,8 @@ export async function main(args: string[]): Promise<number> {
       y.positional('runs', { type: 'string', array: true, demandOption: true, describe: 'run directories' })
         .option('curves', { type: 'boolean', describe: "each run's metrics.jsonl: a row per epoch (lr, loss, train accuracy, images/s) and per evaluation" })
         .option('markdown', { type: 'boolean', describe: 'a Markdown table' })
+        .option('rows', { type: 'string', describe: "only the rows whose model label matches this regular expression (e.g. '^(?!BTM fine-tune #)')" })
+        .option('set', { type: 'string', choices: ['test', 'val'], default: 'test', describe: 'the metrics of the test set, or of the validation split (runs with --data.valPerClass)' })
         .option('json', { type: 'boolean' })
         .strict(), wrap(cmdReport))
     .command('info <checkpoint>', 'show a checkpoint: architecture, classes, normalisation, stage, metadata', (y) =>

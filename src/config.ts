@@ -87,6 +87,12 @@ export const DataSchema = z.strictObject({
   /** n_max; defaults to the smallest class size of the full training set. */
   maxPerClass: int(1, 10_000_000).optional(),
   splitSeed: int(0, 2 ** 32).default(0),
+  /**
+   * A balanced validation split carved from the training set before the long-tailed split is drawn:
+   * valPerClass images of every class (seeded by splitSeed), never trained on; every evaluation of a
+   * run reports its metrics on them next to the test set's. 0 (default): none, the split as before.
+   */
+  valPerClass: int(0, 100000).default(0),
   /** Reuse an existing split list file instead of generating one. */
   splitFile: z.string().optional(),
   /** Per-channel normalisation: 'auto' computes mean/std on the training split. */
@@ -274,6 +280,9 @@ export const ConfigSchema = z
           ctx.addIssue({ code: 'custom', path: [stage, 'loss', 'type'], message: `dataset '${c.data.dataset}' is multi-label: the loss must be one of ${MULTI_LABEL_LOSSES.join(', ')}, got '${type}' (the ml-* presets set them)` });
         }
       }
+      if (c.data.valPerClass > 0) {
+        ctx.addIssue({ code: 'custom', path: ['data', 'valPerClass'], message: `dataset '${c.data.dataset}' is multi-label: no validation split (got ${c.data.valPerClass}, use 0)` });
+      }
     }
     for (const stage of ['pretrain', 'lift', 'btm', 'posttrain'] as const) {
       if (c[stage].loss.type === 'gml' && c[stage].mixupAlpha > 0) {
@@ -287,12 +296,18 @@ export type ConfigInput = z.input<typeof ConfigSchema>;
 export type LossConfig = z.output<typeof LossSchema>;
 export type ScheduleConfig = Pick<Config['pretrain'], keyof typeof ScheduleFields>;
 
-/** Formats zod issues as one line per problem: `config.<path>: <message>`. */
-export function formatConfigIssues(error: z.ZodError, source = 'config'): string {
+/**
+ * Formats zod issues as one line per problem: `config.<path>: <message>`; given the input, a bad
+ * number, string or boolean is quoted after the message (`, got -3`).
+ */
+export function formatConfigIssues(error: z.ZodError, source = 'config', input?: unknown): string {
   return error.issues
     .map((i) => {
       const path = i.path.length ? `${source}.${i.path.join('.')}` : source;
-      return `${path}: ${i.message}`;
+      let v: unknown = input;
+      for (const k of i.path) v = typeof v === 'object' && v !== null ? (v as Record<PropertyKey, unknown>)[k] : undefined;
+      const got = input !== undefined && i.path.length && ['number', 'string', 'boolean'].includes(typeof v) ? `, got ${JSON.stringify(v)}` : '';
+      return `${path}: ${i.message}${got}`;
     })
     .join('\n');
 }
@@ -304,7 +319,7 @@ export class ConfigError extends Error {
 /** Validates a config object; throws ConfigError listing every problem. */
 export function parseConfig(input: unknown, source = 'config'): Config {
   const r = ConfigSchema.safeParse(input);
-  if (!r.success) throw new ConfigError(`invalid configuration:\n${formatConfigIssues(r.error, source)}`);
+  if (!r.success) throw new ConfigError(`invalid configuration:\n${formatConfigIssues(r.error, source, input)}`);
   return r.data;
 }
 

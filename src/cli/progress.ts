@@ -123,7 +123,8 @@ export class ProgressPrinter {
         if (r.metric === 'ap') {
           return this.line(`   -> ${r.label}: mAP ${pct(r.arithmeticMean)}  H-AP ${pct(r.harmonicMean)}  G-AP ${pct(r.geometricMean)}  min AP ${pct(r.lowestRecall)}`);
         }
-        return this.line(`   -> ${r.label}: acc ${pct(r.accuracy)}  H-mean ${pct(r.harmonicMean)}  G-mean ${pct(r.geometricMean)}  lowest ${pct(r.lowestRecall)}`);
+        const line = (m: typeof r | NonNullable<typeof r.val>) => `acc ${pct(m.accuracy)}  H-mean ${pct(m.harmonicMean)}  G-mean ${pct(m.geometricMean)}  lowest ${pct(m.lowestRecall)}`;
+        return this.line(`   -> ${r.label}: ${line(r)}${r.val ? `  | validation: ${line(r.val)}` : ''}`);
       }
       case 'eval':
         if (this.tty) this.bar(`${e.step}: evaluating on the test set...`);

@@ -32,7 +32,7 @@ export interface BatchedFineTunes {
   /** Only the members k for which this holds (a distributed run: this rank's). */
   only?: (k: number) => boolean;
   /** Records member k's test-set evaluation (only with btm.evalEach). */
-  record?: (k: number, result: { preds: Int32Array; logits?: Float32Array }, seconds: number) => Promise<void>;
+  record?: (k: number, result: { preds: Int32Array; logits?: Float32Array; valPreds?: Int32Array }, seconds: number) => Promise<void>;
   /** The evaluations for `record` and `validation` return logits as well (a multi-label run scores them). */
   logits?: boolean;
 }
@@ -135,7 +135,10 @@ export async function btmFineTunesBatched(ctx: StageContext, o: BatchedFineTunes
         const t0 = performance.now();
         const rs = await group.evaluate(ctx.testSet, { batchSize: ctx.config.eval.batchSize, normalize: ctx.data.normalize, logits: o.logits, stacked: c.stacked });
         const each = (performance.now() - t0) / 1000 / ks.length;
-        for (const [j, k] of ks.entries()) await o.record(k, rs[j], each);
+        const val = ctx.data.val.length > 0
+          ? await group.evaluate(ctx.trainSet, { indices: ctx.data.val, batchSize: ctx.config.eval.batchSize, normalize: ctx.data.normalize, stacked: c.stacked })
+          : undefined;
+        for (const [j, k] of ks.entries()) await o.record(k, { ...rs[j], valPreds: val?.[j].preds }, each);
       }
       for (const k of ks) await run.finish(`btm-${k}`);
     } finally {

@@ -9,7 +9,7 @@ import { loadListDataset } from '../data/list-file.js';
 import { gridTask } from '../data/synthetic.js';
 import { makeMosaicSet } from '../data/mosaic.js';
 import { loadMultiLabelListDataset, multiHot, multiLabelCounts } from '../data/multilabel-list.js';
-import { classCounts, longTailCounts, makeLongTailSplit, parseSplitList } from '../sampling/longtail.js';
+import { classCounts, longTailCounts, makeLongTailSplit, makeValidationSplit, parseSplitList } from '../sampling/longtail.js';
 import { join } from 'node:path';
 
 export interface RunData {
@@ -20,6 +20,8 @@ export interface RunData {
   split: Int32Array;
   /** Images per class in the split. */
   counts: number[];
+  /** The validation split (data.valPerClass per class; empty when 0): indices into `train`, disjoint from `split`. */
+  val: Int32Array;
   normalize: { mean: number[]; std: number[] } | undefined;
   /**
    * A multi-label run (dataset 'mosaic' or 'multilabel-list'): the label sets and multi-hot targets.
@@ -117,21 +119,50 @@ export async function loadImageSets(d: Config['data'], seed: number): Promise<{ 
   }
 }
 
-/** The long-tailed split: read from data.splitFile, or generated (exp/step profile, seeded). */
-export function longTailSplit(d: Config['data'], train: ImageSet): { split: Int32Array; counts: number[] } {
+/**
+ * The long-tailed split (read from data.splitFile, or generated: exp/step profile, seeded) and the
+ * validation split of data.valPerClass images per class (empty by default). Generated: the validation
+ * images are drawn first and the long-tailed split from the rest (n_max defaults to the smallest class
+ * left); with a split file, they are drawn from the images the file leaves out. Disjoint either way.
+ */
+export function longTailSplit(d: Config['data'], train: ImageSet): { split: Int32Array; counts: number[]; val: Int32Array } {
+  const C = train.numClasses;
+  const v = d.valPerClass;
+  const carve = (pool?: ArrayLike<number>) => {
+    try {
+      return makeValidationSplit(train.labels, C, v, d.splitSeed, pool);
+    } catch (e) {
+      const m = /^class (\d+) has (\d+) images/.exec((e as Error).message);
+      const name = m && train.classNames?.[Number(m[1])];
+      throw new Error(m
+        ? `data.valPerClass: ${v} validation images per class requested, but class ${m[1]}${name ? ` (${name})` : ''} has only ${m[2]}` +
+          `${pool && d.splitFile ? ` training images outside ${d.splitFile}` : ' training images'}`
+        : `data.valPerClass ${v}: ${(e as Error).message}`);
+    }
+  };
   if (d.splitFile) {
     const { indices } = parseSplitList(readUserText(d.splitFile, 'split file'), {
       source: d.splitFile,
-      numClasses: train.numClasses,
+      numClasses: C,
       datasetLabels: train.labels,
     });
-    return { split: indices, counts: classCounts(train.labels, indices, train.numClasses) };
+    const inSplit = new Uint8Array(train.labels.length);
+    for (const i of indices) inSplit[i] = 1;
+    const val = v > 0 ? carve(Int32Array.from({ length: train.labels.length }, (_, i) => i).filter((i) => !inSplit[i])).val : new Int32Array(0);
+    return { split: indices, counts: classCounts(train.labels, indices, C), val };
   }
-  const full = classCounts(train.labels, undefined, train.numClasses);
+  const { val, rest } = carve();
+  const full = classCounts(train.labels, rest, C);
   const maxPerClass = d.maxPerClass ?? Math.min(...full);
-  const counts = longTailCounts({ numClasses: train.numClasses, maxPerClass, imbalanceFactor: d.imbalanceFactor, profile: d.profile });
-  const { indices } = makeLongTailSplit(train.labels, train.numClasses, counts, d.splitSeed);
-  return { split: indices, counts };
+  let counts: number[];
+  try {
+    counts = longTailCounts({ numClasses: C, maxPerClass, imbalanceFactor: d.imbalanceFactor, profile: d.profile });
+  } catch (e) {
+    if (v === 0) throw e;
+    throw new Error(`data.valPerClass: ${v} validation images per class leave ${Math.min(...full)} in the smallest class: ${(e as Error).message}`);
+  }
+  const { indices } = makeLongTailSplit(train.labels, C, counts, d.splitSeed, v > 0 ? rest : undefined);
+  return { split: indices, counts, val };
 }
 
 /** Per-channel mean and std (on the [0,1] scale) of the given images. */
@@ -173,8 +204,8 @@ export async function loadRunData(cfg: Config): Promise<RunData> {
   if (test.numClasses !== train.numClasses || test.channels !== train.channels || test.height !== train.height || test.width !== train.width) {
     throw new Error(`${test.source}: test set shape/classes differ from the training set ${train.source}`);
   }
-  const { split, counts } = longTailSplit(cfg.data, train);
-  return { train, test, split, counts, normalize: runNormalization(cfg, train, split) };
+  const { split, counts, val } = longTailSplit(cfg.data, train);
+  return { train, test, split, counts, val, normalize: runNormalization(cfg, train, split) };
 }
 
 /**
@@ -195,7 +226,7 @@ async function loadMultiLabelRunData(cfg: Config): Promise<RunData> {
     throw new Error(`${train.source}: class${missing.length > 1 ? 'es' : ''} ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', ...' : ''} ` +
       `in no training image (${how}): every class needs a positive for BTM's per-class subsets, the class-aware sampler and the loss priors`);
   }
-  return { train, test, split, counts, normalize: runNormalization(cfg, train, split), multiLabel };
+  return { train, test, split, counts, val: new Int32Array(0), normalize: runNormalization(cfg, train, split), multiLabel };
 }
 
 function runNormalization(cfg: Config, train: ImageSet, split: Int32Array): RunData['normalize'] {

@@ -33,6 +33,20 @@ export interface ResultRow extends SummaryFields {
    * the classes with AP 0, and accuracy the top-1 hit rate (the top-scored class is a label). Absent: recall.
    */
   metric?: 'ap';
+  /** The same metrics on the validation split (data.valPerClass > 0), per-class recall left out. */
+  val?: ValidationMetrics;
+}
+
+/** A row's metrics on the validation split. */
+export type ValidationMetrics = Omit<SummaryFields, 'perClassRecall'> & { many: number | null; medium: number | null; few: number | null };
+
+export function validationFromSummary(s: Summary): ValidationMetrics {
+  const { perClassRecall: _, ...rest } = rowFromSummary('', '', '', s, 0);
+  return {
+    accuracy: rest.accuracy, arithmeticMean: rest.arithmeticMean, geometricMean: rest.geometricMean, harmonicMean: rest.harmonicMean,
+    lowestRecall: rest.lowestRecall, lowestClass: rest.lowestClass, zeroRecallClasses: rest.zeroRecallClasses,
+    many: rest.many, medium: rest.medium, few: rest.few,
+  };
 }
 
 /** The layout of state.json; bumped when it (or the run directory) changes in a way an older reader would misread. */

@@ -140,6 +140,12 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
       numClasses: data.train.numClasses, seed: config.data.splitSeed, profile: config.data.profile, imbalanceFactor: config.data.imbalanceFactor,
     }));
   }
+  const valFile = run.path('val.txt');
+  if (leader && data.val.length > 0 && !existsSync(valFile)) {
+    await writeFileAtomic(valFile, formatSplitList(data.val, data.train.labels, {
+      numClasses: data.train.numClasses, seed: config.data.splitSeed, profile: config.data.profile, imbalanceFactor: 1,
+    }));
+  }
   const ml = data.multiLabel;
   const trainSet = ml ? new Dataset({ ...data.train, targets: ml.trainTargets }, device) : Dataset.fromImageSet(data.train, device);
   const testSet = ml ? new Dataset({ ...data.test, targets: ml.testTargets }, device) : Dataset.fromImageSet(data.test, device);
@@ -149,7 +155,8 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
     config, run, data, trainSet, testSet, model, meta, signal: opts.signal, emit,
     dist: group && { group, rank: group.rank, worldSize: group.worldSize },
   };
-  emit({ type: 'log', message: describeRun(config, data.split.length, data.counts) });
+  emit({ type: 'log', message: describeRun(config, data.split.length, data.counts) +
+    (data.val.length ? ` | validation: ${data.val.length} held-out training images (${config.data.valPerClass} per class)` : '') });
 
   const stages = config.pipeline.filter((s) => !(s === 'pretrain' && config.model.init));
   // model.init may be a plain torchvision / timm state dict (converted by checkInit), not a btm-node checkpoint
@@ -323,7 +330,10 @@ async function writeResults(ctx: StageContext, status: string): Promise<void> {
     config,
     split: data.multiLabel
       ? { file: null, counts: data.counts, size: data.split.length, seed: config.data.dataset === 'mosaic' ? config.data.mosaic.seed : null, multiLabel: true }
-      : { file: 'split.txt', counts: data.counts, size: data.split.length, seed: config.data.splitSeed },
+      : {
+          file: 'split.txt', counts: data.counts, size: data.split.length, seed: config.data.splitSeed,
+          ...(data.val.length ? { val: { file: 'val.txt', perClass: config.data.valPerClass, size: data.val.length } } : {}),
+        },
     seeds: { run: config.seed, split: config.data.splitSeed },
     classNames: data.train.classNames,
     machine: { ...buildInfo(), threads: getNumThreads(), node: process.version, device: config.model.device },

@@ -18,7 +18,7 @@ import type { StateDict } from '../state-dict.js';
 import { isWriter, type StageContext } from './context.js';
 import { allreduceMerge } from '../distributed/merge.js';
 import { lossOptions } from './losses.js';
-import { rowFromMultiLabel, rowFromSummary, type ResultRow } from './run-state.js';
+import { rowFromMultiLabel, rowFromSummary, validationFromSummary, type ResultRow } from './run-state.js';
 import { sigmoidScores, summarizeMultiLabel, topHitRate } from '../metrics-multilabel.js';
 import { multiLabelBtmSubsets, positivesByClass } from '../sampling/multilabel.js';
 import { btmFineTunesBatched } from './btm-batched.js';
@@ -31,7 +31,7 @@ import { defaultTtaResize, evaluateFiveCrop } from '../tta.js';
  * Evaluates ctx.model on the test set (or takes `given` predictions made elsewhere) and records a result
  * row: per-class recall, or for a multi-label run per-class AP of the sigmoid scores (ResultRow.metric).
  */
-export async function evaluateStep(ctx: StageContext, step: string, stage: string, label: string, given?: { preds: Int32Array; logits?: Float32Array; seconds: number }): Promise<void> {
+export async function evaluateStep(ctx: StageContext, step: string, stage: string, label: string, given?: { preds: Int32Array; logits?: Float32Array; valPreds?: Int32Array; seconds: number }): Promise<void> {
   ctx.emit({ type: 'eval', step, stage, label });
   const t0 = performance.now();
   const multi = ctx.data.multiLabel;
@@ -47,6 +47,12 @@ export async function evaluateStep(ctx: StageContext, step: string, stage: strin
     const s = summarize(ctx.data.test.labels, preds, ctx.meta.numClasses, opts);
     ctx.run.addTime(`${step}:eval`, given?.seconds ?? (performance.now() - t0) / 1000);
     row = rowFromSummary(step, stage, label, s, ctx.run.state.timings[step] ?? 0);
+    const val = ctx.data.val;
+    if (val.length > 0) {
+      // the validation split: the same model on the held-out training images (not timed as evaluation)
+      const valPreds = given?.valPreds ?? (await ctx.model.evaluate(ctx.trainSet, { indices: val, batchSize: ctx.config.eval.batchSize, normalize: ctx.data.normalize })).preds;
+      row.val = validationFromSummary(summarize(Array.from(val, (i) => ctx.data.train.labels[i]), valPreds, ctx.meta.numClasses, opts));
+    }
   }
   await ctx.run.addRow(row);
   ctx.emit({ type: 'row', row });

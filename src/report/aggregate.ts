@@ -9,6 +9,9 @@ import { formatTable } from './table.js';
 
 export const AGGREGATED_METRICS = ['harmonicMean', 'geometricMean', 'lowestRecall', 'accuracy', 'arithmeticMean'] as const;
 type Metric = (typeof AGGREGATED_METRICS)[number];
+/** The recall of the many / medium / few groups: null where a run has no such group. */
+export const GROUP_METRICS = ['many', 'medium', 'few'] as const;
+type Group = (typeof GROUP_METRICS)[number];
 
 export interface AggregateRow {
   method: string;
@@ -17,6 +20,8 @@ export interface AggregateRow {
   mean: Record<Metric, number>;
   /** Sample standard deviation (0 for a single run). */
   std: Record<Metric, number>;
+  /** Mean and std of each group's recall; null when a run of the row has no such group. */
+  groups?: Record<Group, { mean: number; std: number } | null>;
   /** Multi-label rows (ResultRow.metric 'ap'): the metrics are of per-class AP. */
   ap?: boolean;
 }
@@ -26,10 +31,22 @@ export function methodOf(runName: string): string {
   return runName.replace(/-s\d+$/, '');
 }
 
-export function aggregateRuns(runs: { name: string; rows: ResultRow[] }[]): AggregateRow[] {
+/** Which evaluation a row's metrics come from: the test set, or the validation split (data.valPerClass). */
+export type EvalSet = 'test' | 'val';
+
+const meanStd = (v: number[]) => {
+  const mean = v.reduce((a, b) => a + b, 0) / v.length;
+  const std = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
+  return { mean, std };
+};
+
+export function aggregateRuns(runs: { name: string; rows: ResultRow[] }[], set: EvalSet = 'test'): AggregateRow[] {
   const groups = new Map<string, { method: string; label: string; rows: ResultRow[] }>();
   for (const run of runs) {
     for (const row of run.rows) {
+      if (set === 'val' && !row.val) {
+        throw new Error(`run ${run.name}, row '${row.label}': no validation metrics (the run had no --data.valPerClass, or is multi-label)`);
+      }
       // fine-tunes are numbered per run; "initial model (path)" differs per seed
       const label = row.step === 'init' ? 'initial model' : row.label;
       const key = `${methodOf(run.name)}\u0000${label}`;
@@ -38,15 +55,16 @@ export function aggregateRuns(runs: { name: string; rows: ResultRow[] }[]): Aggr
     }
   }
   return [...groups.values()].map(({ method, label, rows }) => {
-    const stat = (m: Metric) => {
-      const v = rows.map((r) => r[m]);
-      const mean = v.reduce((a, b) => a + b, 0) / v.length;
-      const std = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
-      return [mean, std] as const;
-    };
+    const metrics = rows.map((r) => (set === 'val' ? r.val! : r));
     const mean = {} as Record<Metric, number>, std = {} as Record<Metric, number>;
-    for (const m of AGGREGATED_METRICS) [mean[m], std[m]] = stat(m);
-    return { method, label, runs: rows.length, mean, std, ...(rows.every((r) => r.metric === 'ap') ? { ap: true } : {}) };
+    for (const m of AGGREGATED_METRICS) ({ mean: mean[m], std: std[m] } = meanStd(metrics.map((r) => r[m])));
+    const g = {} as Record<Group, { mean: number; std: number } | null>;
+    for (const k of GROUP_METRICS) {
+      const v = metrics.map((r) => r[k]);
+      g[k] = v.every((x): x is number => typeof x === 'number') ? meanStd(v) : null;
+    }
+    const anyGroup = GROUP_METRICS.some((k) => g[k] !== null);
+    return { method, label, runs: rows.length, mean, std, ...(anyGroup ? { groups: g } : {}), ...(rows.every((r) => r.metric === 'ap') ? { ap: true } : {}) };
   });
 }
 
@@ -81,12 +99,18 @@ export function formatAggregate(rows: AggregateRow[], markdown = false): string 
     { key: 'g', header: ap ? 'G-AP %' : 'G-mean %' },
     { key: 'low', header: ap ? 'min AP %' : 'lowest %' },
     { key: 'acc', header: ap ? 'top-1 hit %' : 'accuracy %' },
+    // many / medium / few: where any row has those groups (per-class counts from the run's split)
+    ...(rows.some((r) => r.groups) ? GROUP_METRICS.map((k) => ({ key: k, header: `${k} %` })) : []),
   ];
   const cells = rows.map((r) => ({
     method: r.method, label: r.label, runs: r.runs,
     map: pm(r.mean.arithmeticMean, r.std.arithmeticMean, r.runs),
     h: pm(r.mean.harmonicMean, r.std.harmonicMean, r.runs), g: pm(r.mean.geometricMean, r.std.geometricMean, r.runs),
     low: pm(r.mean.lowestRecall, r.std.lowestRecall, r.runs), acc: pm(r.mean.accuracy, r.std.accuracy, r.runs),
+    ...Object.fromEntries(GROUP_METRICS.map((k) => {
+      const v = r.groups?.[k];
+      return [k, v ? pm(v.mean, v.std, r.runs) : '-'];
+    })),
   }));
   if (!markdown) return formatTable(cols, cells);
   const line = (v: unknown[]) => `| ${v.join(' | ')} |`;

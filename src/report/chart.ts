@@ -276,3 +276,91 @@ export function recallChartSvg(opts: RecallChartOptions): string {
 export function recallChartPng(opts: RecallChartOptions): Buffer {
   return toRaster(layoutRecallChart(opts)).toPng();
 }
+
+/** A curve chart: y (0-100%) against x over [xMin, xMax], one polyline with point marks per series (figure 1 of the BTM paper). */
+export interface CurveChartOptions {
+  title: string;
+  xLabel: string;
+  /** Default 'Recall / accuracy'. */
+  yLabel?: string;
+  /** Each series: (x, y) points, y a fraction in [0, 1], x finite. */
+  series: { label: string; points: { x: number; y: number }[] }[];
+  /** Default 800 x 480. */
+  width?: number;
+  height?: number;
+}
+
+function layoutCurveChart(opts: CurveChartOptions): Layout {
+  const { title, series, width = 800, height = 480 } = opts;
+  if (series.length === 0) throw new RangeError('curve chart needs at least one series');
+  for (const s of series) {
+    if (s.points.length === 0) throw new RangeError(`series "${s.label}" has no points`);
+    s.points.forEach((p, i) => {
+      if (!Number.isFinite(p.x) || !(p.y >= 0 && p.y <= 1)) throw new RangeError(`series "${s.label}": point ${i} (${p.x}, ${p.y}) needs a finite x and y in [0, 1]`);
+    });
+  }
+  const xs = series.flatMap((s) => s.points.map((p) => p.x));
+  const xMin = Math.min(...xs), xMax = Math.max(...xs) > xMin ? Math.max(...xs) : xMin + 1;
+  const shapes: Shape[] = [];
+  const text = (x: number, y: number, str: string, anchor: Anchor = 'start', extra: Partial<Extract<Shape, { kind: 'text' }>> = {}) =>
+    shapes.push({ kind: 'text', x, y, text: str, fill: INK, scale: 1, anchor, ...extra });
+  const pad = 12, lineH = FONT.height + 4;
+  const legendTop = pad + 2 * FONT.height + 8;
+  const plotTop = legendTop + series.length * lineH + 10;
+  const plotLeft = pad + FONT.height + 8 + textWidth('100%') + 6;
+  const plotRight = width - pad - 8;
+  const plotBottom = height - pad - 2 * FONT.height - 14;
+  if (plotRight - plotLeft < 40 || plotBottom - plotTop < 40) throw new RangeError(`chart size ${width}x${height} is too small`);
+  const xOf = (x: number) => plotLeft + ((x - xMin) / (xMax - xMin)) * (plotRight - plotLeft);
+  const yOf = (y: number) => plotBottom - y * (plotBottom - plotTop);
+  shapes.push({ kind: 'rect', x: 0, y: 0, w: width, h: height, fill: '#ffffff', role: 'background' });
+  text(width / 2, pad, title, 'middle', { scale: 2, role: 'title' });
+  const lastOf = (s: CurveChartOptions['series'][number]) => s.points[s.points.length - 1];
+  const firstOf = (s: CurveChartOptions['series'][number]) => s.points[0];
+  series.forEach((s, j) => {
+    const y = legendTop + j * lineH;
+    shapes.push({ kind: 'rect', x: plotLeft, y, w: 14, h: FONT.capHeight, fill: PALETTE[j % PALETTE.length], role: 'legend-swatch' });
+    text(plotLeft + 20, y, `${s.label}: ${formatPercent(firstOf(s).y)} at ${firstOf(s).x} -> ${formatPercent(lastOf(s).y)} at ${lastOf(s).x}`, 'start', { role: 'legend' });
+  });
+  for (let pct = 0; pct <= 100; pct += 20) {
+    const y = yOf(pct / 100);
+    if (pct > 0) shapes.push({ kind: 'line', x1: plotLeft, y1: y, x2: plotRight, y2: y, stroke: GRID, role: 'grid' });
+    shapes.push({ kind: 'line', x1: plotLeft - 4, y1: y, x2: plotLeft, y2: y, stroke: INK });
+    text(plotLeft - 7, y - Math.floor(FONT.capHeight / 2), `${pct}%`, 'end');
+  }
+  text(pad, (plotTop + plotBottom) / 2, opts.yLabel ?? 'Recall / accuracy', 'middle', { vertical: true });
+  for (let k = 0; k <= 10; k++) {
+    const v = xMin + ((xMax - xMin) * k) / 10;
+    const x = xOf(v);
+    shapes.push({ kind: 'line', x1: x, y1: plotBottom, x2: x, y2: plotBottom + 4, stroke: INK });
+    text(x, plotBottom + 6, String(Math.round(v * 100) / 100), 'middle');
+  }
+  series.forEach((s, j) => {
+    const color = PALETTE[j % PALETTE.length];
+    s.points.forEach((p, i) => {
+      const q = s.points[i + 1];
+      if (q) shapes.push({ kind: 'line', x1: xOf(p.x), y1: yOf(p.y), x2: xOf(q.x), y2: yOf(q.y), stroke: color, width: 2 });
+      shapes.push({ kind: 'rect', x: xOf(p.x) - 2.5, y: yOf(p.y) - 2.5, w: 5, h: 5, fill: color, role: 'point' });
+    });
+  });
+  shapes.push({ kind: 'line', x1: plotLeft, y1: plotTop, x2: plotLeft, y2: plotBottom, stroke: INK });
+  shapes.push({ kind: 'line', x1: plotLeft, y1: plotBottom, x2: plotRight, y2: plotBottom, stroke: INK });
+  text((plotLeft + plotRight) / 2, height - pad - FONT.height, opts.xLabel, 'middle');
+  return { width, height, shapes };
+}
+
+/** The curve chart as an SVG document. Throws a RangeError on empty series or a point out of range. */
+export function curveChartSvg(opts: CurveChartOptions): string {
+  return toSvg(layoutCurveChart(opts));
+}
+
+/** The curve chart as an RGBA PNG (the built-in pixel font). */
+export function curveChartPng(opts: CurveChartOptions): Buffer {
+  return toRaster(layoutCurveChart(opts)).toPng();
+}
+
+/** The rows of `btm interpolate` (lambda, acc, h, g, low as fractions) as curve-chart series. */
+export function interpolationSeries(rows: readonly { lambda: number; acc: number; h: number; g: number; low: number }[]): CurveChartOptions['series'] {
+  const pick = (label: string, key: 'acc' | 'h' | 'g' | 'low') => ({ label, points: rows.map((r) => ({ x: r.lambda, y: r[key] })) });
+  return [pick('accuracy', 'acc'), pick('H-mean', 'h'), pick('G-mean', 'g'), pick('lowest recall', 'low')];
+}

@@ -68,6 +68,8 @@ export function classCounts(labels: ArrayLike<number>, indices: ArrayLike<number
  * drawn from `new Rng(seed).fork(c)`. Because that shuffle does not depend on the counts, the split
  * for a larger IF is contained in the split for a smaller IF with the same seed and n_max.
  * Throws a RangeError naming the class when it has fewer than counts[c] images.
+ * `pool` (ascending dataset indices, default all): pick only among these (the images a validation
+ * split left over); with every index it is the same as without.
  * Returns the chosen dataset indices sorted ascending, and the per-class counts.
  */
 export function makeLongTailSplit(
@@ -75,12 +77,13 @@ export function makeLongTailSplit(
   numClasses: number,
   counts: readonly number[],
   seed: number,
+  pool?: ArrayLike<number>,
 ): { indices: Int32Array; counts: number[] } {
   if (counts.length !== numClasses) {
     throw new RangeError(`counts has ${counts.length} entries, expected numClasses = ${numClasses}`);
   }
   const root = new Rng(seed);
-  const parts = groupByClass(range(labels.length), labels, numClasses).map((pool, c) => {
+  const parts = groupByClass(pool ?? range(labels.length), labels, numClasses).map((pool, c) => {
     assertInteger(`counts[${c}]`, counts[c], 0);
     if (pool.length < counts[c]) {
       throw new RangeError(`class ${c} has ${pool.length} images, fewer than the ${counts[c]} requested`);
@@ -94,6 +97,40 @@ export function makeLongTailSplit(
     offset += p.length;
   }
   return { indices: indices.sort(), counts: [...counts] };
+}
+
+/** The fork of a seed's stream that draws validation images (class c: a further fork by c). */
+const VALIDATION_STREAM = 0x7a1d;
+
+/**
+ * A balanced validation split: `perClass` images of every class drawn from `pool` (ascending dataset
+ * indices, default all) with `new Rng(seed).fork(VALIDATION_STREAM).fork(c)`, a stream of its own (the
+ * long-tailed split draws from `fork(c)`). Returns the held-out indices sorted ascending and the pool
+ * with them removed (ascending), from which the training split is then drawn, so the two are disjoint.
+ * Throws a RangeError naming the class when it has fewer than `perClass` images in the pool.
+ */
+export function makeValidationSplit(
+  labels: ArrayLike<number>,
+  numClasses: number,
+  perClass: number,
+  seed: number,
+  pool?: ArrayLike<number>,
+): { val: Int32Array; rest: Int32Array } {
+  assertInteger('perClass', perClass, 0);
+  const all = pool ?? range(labels.length);
+  if (perClass === 0) return { val: new Int32Array(0), rest: Int32Array.from(all) };
+  const root = new Rng(seed).fork(VALIDATION_STREAM);
+  const held = new Uint8Array(labels.length);
+  const parts = groupByClass(all, labels, numClasses).map((group, c) => {
+    if (group.length < perClass) {
+      throw new RangeError(`class ${c} has ${group.length} images, fewer than the ${perClass} requested`);
+    }
+    return sampleWithoutReplacement(group, perClass, root.fork(c));
+  });
+  for (const p of parts) for (const i of p) held[i] = 1;
+  const val = Int32Array.from(parts.flatMap((p) => Array.from(p))).sort();
+  const rest = Int32Array.from(Array.from(all).filter((i) => !held[i]));
+  return { val, rest };
 }
 
 /** What the header line of a split list records, besides the dataset size and the sample count. */
