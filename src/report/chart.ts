@@ -104,6 +104,29 @@ function legendLines(series: readonly RecallSeries[]): string[] {
 const clip = (text: string, max: number) => ([...text].length <= max ? text : [...text].slice(0, max - 1).join('') + '.');
 
 /** Lays the chart out as shapes (validating the options first). */
+/** Adds a text shape (ink, scale 1) to `shapes`. */
+function textAdder(shapes: Shape[]) {
+  return (x: number, y: number, str: string, anchor: Anchor = 'start', extra: Partial<Extract<Shape, { kind: 'text' }>> = {}) =>
+    shapes.push({ kind: 'text', x, y, text: str, fill: INK, scale: 1, anchor, ...extra });
+}
+
+/** The y axis both charts share: grid lines and ticks at 0-100% every 20 points, and its vertical title. */
+function percentAxis(
+  shapes: Shape[],
+  f: { pad: number; plotLeft: number; plotRight: number; plotTop: number; plotBottom: number },
+  yOf: (fraction: number) => number,
+  title: string,
+): void {
+  const text = textAdder(shapes);
+  for (let pct = 0; pct <= 100; pct += 20) {
+    const y = yOf(pct / 100);
+    if (pct > 0) shapes.push({ kind: 'line', x1: f.plotLeft, y1: y, x2: f.plotRight, y2: y, stroke: GRID, role: 'grid' });
+    shapes.push({ kind: 'line', x1: f.plotLeft - 4, y1: y, x2: f.plotLeft, y2: y, stroke: INK });
+    text(f.plotLeft - 7, y - Math.floor(FONT.capHeight / 2), `${pct}%`, 'end');
+  }
+  text(f.pad, (f.plotTop + f.plotBottom) / 2, title, 'middle', { vertical: true });
+}
+
 function layoutRecallChart(opts: RecallChartOptions): Layout {
   const n = validate(opts);
   const { title, series, classNames, trainCounts, width = 960, height = 540 } = opts;
@@ -114,8 +137,7 @@ function layoutRecallChart(opts: RecallChartOptions): Layout {
   if (trainCounts) order.sort((a, b) => trainCounts[b] - trainCounts[a]);
 
   const shapes: Shape[] = [];
-  const text = (x: number, y: number, str: string, anchor: Anchor = 'start', extra: Partial<Extract<Shape, { kind: 'text' }>> = {}) =>
-    shapes.push({ kind: 'text', x, y, text: str, fill: INK, scale: 1, anchor, ...extra });
+  const text = textAdder(shapes);
 
   // Vertical budget: title, legend, band labels, plot, tick labels, axis title.
   const pad = 12;
@@ -164,13 +186,7 @@ function layoutRecallChart(opts: RecallChartOptions): Layout {
   }
 
   // Y grid, ticks and title.
-  for (let pct = 0; pct <= 100; pct += 20) {
-    const y = yOf(pct / 100);
-    if (pct > 0) shapes.push({ kind: 'line', x1: plotLeft, y1: y, x2: plotRight, y2: y, stroke: GRID, role: 'grid' });
-    shapes.push({ kind: 'line', x1: plotLeft - 4, y1: y, x2: plotLeft, y2: y, stroke: INK });
-    text(plotLeft - 7, y - Math.floor(FONT.capHeight / 2), `${pct}%`, 'end');
-  }
-  text(pad, (plotTop + plotBottom) / 2, opts.axisLabel ?? 'Recall', 'middle', { vertical: true });
+  percentAxis(shapes, { pad, plotLeft, plotRight, plotTop, plotBottom }, yOf, opts.axisLabel ?? 'Recall');
 
   // Data.
   series.forEach((s, j) => {
@@ -302,8 +318,7 @@ function layoutCurveChart(opts: CurveChartOptions): Layout {
   const xs = series.flatMap((s) => s.points.map((p) => p.x));
   const xMin = Math.min(...xs), xMax = Math.max(...xs) > xMin ? Math.max(...xs) : xMin + 1;
   const shapes: Shape[] = [];
-  const text = (x: number, y: number, str: string, anchor: Anchor = 'start', extra: Partial<Extract<Shape, { kind: 'text' }>> = {}) =>
-    shapes.push({ kind: 'text', x, y, text: str, fill: INK, scale: 1, anchor, ...extra });
+  const text = textAdder(shapes);
   const pad = 12, lineH = FONT.height + 4;
   const legendTop = pad + 2 * FONT.height + 8;
   const plotTop = legendTop + series.length * lineH + 10;
@@ -322,13 +337,7 @@ function layoutCurveChart(opts: CurveChartOptions): Layout {
     shapes.push({ kind: 'rect', x: plotLeft, y, w: 14, h: FONT.capHeight, fill: PALETTE[j % PALETTE.length], role: 'legend-swatch' });
     text(plotLeft + 20, y, `${s.label}: ${formatPercent(firstOf(s).y)} at ${firstOf(s).x} -> ${formatPercent(lastOf(s).y)} at ${lastOf(s).x}`, 'start', { role: 'legend' });
   });
-  for (let pct = 0; pct <= 100; pct += 20) {
-    const y = yOf(pct / 100);
-    if (pct > 0) shapes.push({ kind: 'line', x1: plotLeft, y1: y, x2: plotRight, y2: y, stroke: GRID, role: 'grid' });
-    shapes.push({ kind: 'line', x1: plotLeft - 4, y1: y, x2: plotLeft, y2: y, stroke: INK });
-    text(plotLeft - 7, y - Math.floor(FONT.capHeight / 2), `${pct}%`, 'end');
-  }
-  text(pad, (plotTop + plotBottom) / 2, opts.yLabel ?? 'Recall / accuracy', 'middle', { vertical: true });
+  percentAxis(shapes, { pad, plotLeft, plotRight, plotTop, plotBottom }, yOf, opts.yLabel ?? 'Recall / accuracy');
   for (let k = 0; k <= 10; k++) {
     const v = xMin + ((xMax - xMin) * k) / 10;
     const x = xOf(v);
