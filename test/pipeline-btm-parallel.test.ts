@@ -50,29 +50,27 @@ describe('btm.parallel', () => {
       for (let i = 0; i < a.length; i++) expect(bytesOf(b[i].data).equals(bytesOf(a[i].data)), `${file} ${a[i].name}`).toBe(true);
     }
 
+    // largest |a - b| / (1e-3 + |b|) over the float tensors of the whole run's merged model (a) and dir's
+    const a = (await readCheckpoint(join(whole.dir, 'btm/merged.safetensors'))).state;
+    const worstAgainst = async (dir: string) => {
+      const b = new Map((await readCheckpoint(join(dir, 'btm/merged.safetensors'))).state.map((e) => [e.name, e]));
+      let worst = 0;
+      for (const e of a) {
+        if (!(e.data instanceof Float32Array)) continue;
+        const y = b.get(e.name)!.data as Float32Array;
+        for (let i = 0; i < y.length; i++) worst = Math.max(worst, Math.abs(e.data[i] - y[i]) / (1e-3 + Math.abs(y[i])));
+      }
+      return worst;
+    };
+
     // the one-at-a-time loop: same members to float tolerance (see test/native/member-group.test.ts)
     const seq = await runPipeline(config('sequential', 1));
-    const a = (await readCheckpoint(join(whole.dir, 'btm/merged.safetensors'))).state;
-    const b = new Map((await readCheckpoint(join(seq.dir, 'btm/merged.safetensors'))).state.map((e) => [e.name, e]));
-    let worst = 0;
-    for (const e of a) {
-      if (!(e.data instanceof Float32Array)) continue;
-      const y = b.get(e.name)!.data as Float32Array;
-      for (let i = 0; i < y.length; i++) worst = Math.max(worst, Math.abs(e.data[i] - y[i]) / (1e-3 + Math.abs(y[i])));
-    }
-    expect(worst).toBeLessThan(1e-3);
+    expect(await worstAgainst(seq.dir)).toBeLessThan(1e-3);
 
     // btm.stacked: the members as one grouped network (the CUDA default), asked for on the CPU: the
-    // same merged model to float tolerance, and the same merge-validation choices
+    // same merged model to float tolerance, and as many rows
     const stacked = await runPipeline(config('stacked', undefined, true));
-    const st = new Map((await readCheckpoint(join(stacked.dir, 'btm/merged.safetensors'))).state.map((e) => [e.name, e]));
-    let worstStacked = 0;
-    for (const e of a) {
-      if (!(e.data instanceof Float32Array)) continue;
-      const y = st.get(e.name)!.data as Float32Array;
-      for (let i = 0; i < y.length; i++) worstStacked = Math.max(worstStacked, Math.abs(e.data[i] - y[i]) / (1e-3 + Math.abs(y[i])));
-    }
-    expect(worstStacked).toBeLessThan(1e-3);
+    expect(await worstAgainst(stacked.dir)).toBeLessThan(1e-3);
     expect(stacked.rows.length).toBe(whole.rows.length);
   });
 });

@@ -10,9 +10,10 @@
 // BatchNorm statistics) changes the weights far beyond that and fails (the test also checks that the
 // members differ from each other and from the start by > 1e-2).
 import { describe, expect, it } from 'vitest';
-import { Dataset, Model, type StateDict } from '../../src/index.js';
+import { Dataset, Model } from '../../src/index.js';
 import { MemberGroup } from '../../src/member-group.js';
 import { quadrantTask } from '../helpers/synthetic.js';
+import { maxRelDiff } from '../helpers/state-diff.js';
 
 const N = 3;
 const mo = { arch: 'resnet8' as const, numClasses: 4, inChannels: 1, seed: 5 };
@@ -20,19 +21,6 @@ const train = { batchSize: 8, cropPadding: 2, hflip: true, mixupAlpha: 0.4, lr: 
 
 function subsets(n: number): Int32Array[] {
   return Array.from({ length: N }, (_, k) => Int32Array.from({ length: 24 }, (_, i) => (k * 11 + i * 5) % n));
-}
-
-function maxRelDiff(a: StateDict, b: StateDict): { worst: number; name: string } {
-  const bm = new Map(b.map((e) => [e.name, e]));
-  let worst = 0, name = '';
-  for (const e of a) {
-    const x = e.data as ArrayLike<number | bigint>, y = bm.get(e.name)!.data as ArrayLike<number | bigint>;
-    for (let i = 0; i < x.length; i++) {
-      const d = typeof x[i] === 'bigint' ? Number((x[i] as bigint) - (y[i] as bigint)) : Math.abs((x[i] as number) - (y[i] as number)) / (1e-3 + Math.abs(y[i] as number));
-      if (d > worst) (worst = d), (name = e.name);
-    }
-  }
-  return { worst, name };
 }
 
 describe('MemberGroup', () => {
