@@ -39,8 +39,7 @@ std::string stacked_unsupported(const MemberCores& cores) {
   for (size_t k = 0; k < cores.size(); ++k) {
     const auto& c = *cores[k];
     const std::string m = "models[" + std::to_string(k) + "]";
-    if (c.spec.name != c0.spec.name || c.num_classes != c0.num_classes || c.in_channels != c0.in_channels)
-      return m + " has another architecture than models[0]";
+    // one architecture, class count and channel count: checked by the binding (members_arg)
     if (c.peft) return m + " has PEFT modules";
     if (c.low_rank) return m + " has MORE's low-rank factors";
     if (c.lws_scale.defined()) return m + " trains an LWS scale";
