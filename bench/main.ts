@@ -162,8 +162,12 @@ if (want('profile')) {
   row(`crop+flip gather ms/step ${caseLabel(p.case)}`, augmentMs, 'native step ms', stepMs,
     `native, paired runs ${fmt(lo)} to ${fmt(hi)} ms${lo < 0 && hi > 0 ? ': within noise' : ''}`);
   for (const l of p.channelsLast) {
-    row(`train img/s ${caseLabel(l.case)}`, l.native, 'torch channels-last', l.torchChannelsLast,
-      `torch NCHW ${fmt(l.torch)} here: channels-last is +${fmt((l.torchChannelsLast / l.torch - 1) * 100)}% for torch; native ignores channelsLast on CPU`);
+    const t = l.case.batch < 128 ? TARGETS.trainVsTorchB8 : TARGETS.trainVsTorchB128;
+    const pct = (a: number, b: number) => `${a >= b ? '+' : ''}${fmt((a / b - 1) * 100)}%`;
+    row(`train img/s ${caseLabel(l.case)} channels-last`, l.nativeChannelsLast, 'torch channels-last', l.torchChannelsLast,
+      `${verdict(l.nativeChannelsLast / l.torchChannelsLast, t, `>= ${t}x`)}; channels-last vs NCHW: native ${pct(l.nativeChannelsLast, l.native)} ` +
+      `(pairs ${fmt(Math.min(...l.nativePaired))}-${fmt(Math.max(...l.nativePaired))}x), torch ${pct(l.torchChannelsLast, l.torch)}`);
+    row(`train img/s ${caseLabel(l.case)} channels-last`, l.nativeChannelsLast, 'torch NCHW', l.torch, `native NCHW ${fmt(l.native)} in the same alternation`);
   }
   if ('phases' in p.torch) {
     const pct = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k} ${(v * 100).toFixed(1)}%`).join(', ');
@@ -288,9 +292,9 @@ if (missed('train img/s') && rows.some((r) => r.peer === 'torch eager' && r.note
   const c = out.crossing as Awaited<ReturnType<typeof crossing>> | undefined;
   const ops = p && 'ops' in p.torch ? `conv + BatchNorm are ${fmt((p.torch.ops.conv + p.torch.ops.batchnorm) * 100)}% of the step's op time (profile)` : 'most of the step is conv + BatchNorm kernels';
   const dispatch = c ? `; per-op dispatch, the only work native removes, is small: tiny model inside a long call ${fmt(c.native.perStepInCall)} µs/step native vs ${fmt(c.torch.perStepInCall)} torch` : '';
-  const cl = p?.channelsLast.map((l) => `+${fmt((l.torchChannelsLast / l.torch - 1) * 100)}% at b${l.case.batch}`).join(', ');
+  const cl = p?.channelsLast.map((l) => `native ${fmt(l.nativeChannelsLast / l.native)}x, torch ${fmt(l.torchChannelsLast / l.torch)}x at b${l.case.batch}`).join('; ');
   notes.push(`Why native ~= torch eager on the train step: both run the same libtorch kernels, and ${ops}${dispatch}. ` +
-    `The spread of adjacent-run pairs is in the 'pairs' notes.${cl ? ` The headroom is the memory layout: channels-last gives torch ${cl}; native accepts channelsLast on CUDA only.` : ''}`);
+    `The spread of adjacent-run pairs is in the 'pairs' notes.${cl ? ` Channels-last over NCHW (--model.channelsLast): ${cl}.` : ''}`);
 }
 if (rows.some((r) => r.peer === 'tfjs cpu' && r.figure.startsWith('eval') && r.note.includes('MISSED'))) {
   notes.push("Why >= 300x tfjs holds for training but not evaluation: tfjs's forward conv is im2col + a blocked JS matmul; " +

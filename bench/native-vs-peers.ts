@@ -3,7 +3,7 @@
  * native (CPU, and CUDA when present), PyTorch eager (bench/torch_peer.py, same libtorch, same thread
  * count) and TensorFlow.js's pure-JS CPU backend (bench/tfjs-resnet.ts, single-threaded JS).
  */
-import { cudaAvailable, Dataset, Model, type Arch, type TrainOptions } from '../src/index.js';
+import { cudaAvailable, Dataset, Model, type Arch, type PerformanceOptions, type TrainOptions } from '../src/index.js';
 import { alternate, median, randomImages, shuffled, timeRuns, TorchServer, wallSeconds, type Case, type Timed } from './common.js';
 
 export const ARCH: Arch = 'resnet20';
@@ -31,11 +31,12 @@ export function cases(mode: Mode, quick: boolean): Case[] {
 export const caseLabel = (c: Pick<Case, 'channels' | 'size' | 'batch'>) => `${c.size}x${c.size}x${c.channels} b${c.batch}`;
 
 /** A native model and dataset for `c`; `run()` is one timed run: one trainEpoch / evaluate call over `steps` batches. */
-export function nativeRunner(c: Case, mode: Mode, device: 'cpu' | 'cuda' = 'cpu', extra: Partial<TrainOptions> = {}) {
+export function nativeRunner(c: Case, mode: Mode, device: 'cpu' | 'cuda' = 'cpu', extra: Partial<TrainOptions> = {}, perf?: PerformanceOptions) {
   const n = c.batch * c.steps;
   const data = new Dataset(randomImages(n, c.channels, c.size, c.classes), device);
   const model = new Model({ arch: c.arch as Arch, numClasses: c.classes, inChannels: c.channels, device, seed: 0 });
   model.setOptimizer({ momentum: 0.9, weightDecay: 5e-4 });
+  if (perf) model.setPerformance(perf);
   const indices = shuffled(n);
   const normalize = normalizeFor(c.channels);
   const run = mode === 'train'

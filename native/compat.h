@@ -3,6 +3,7 @@
 //   - autocast: libtorch 2.4 replaced set_autocast_gpu_dtype / set_enabled with per-device-type calls;
 //   - optional: c10::optional became an alias of std::optional in 2.x; the code uses btm::compat::optional
 //     where a libtorch signature takes one;
+//   - oneDNN 3.x's strided 1x1 backward crash (kAvoidStrided1x1Backward);
 //   - headers that have moved between releases (the CPU generator, the CUDA hooks) are included here
 //     only, so a move has one home.
 #pragma once
@@ -54,6 +55,12 @@ template <typename StoreOptions>
 void tcp_store_without_libuv(StoreOptions& o) {
   if constexpr (has_use_libuv<StoreOptions>::value) o.useLibUV = false;
 }
+
+// Whether strided 1x1 convolutions on the CPU must avoid oneDNN's strided backward-data kernel: the oneDNN 3.x
+// of libtorch 2.x (Debian's 2.6 links libdnnl 3.7) divides by zero creating it for some channel counts
+// (256/512 -> 1024, 512/1024 -> 2048, 1024 -> 512: resnet50's shortcuts; SIGFPE kills the process).
+// libtorch 1.13's oneDNN 2.6 does not, and its strided kernel is the fast path. See models/resnet.h.
+constexpr bool kAvoidStrided1x1Backward = BTM_TORCH_AT_LEAST(2, 0);
 
 // A CPU generator seeded with `seed`.
 inline torch::Generator cpu_generator(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }

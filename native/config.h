@@ -25,7 +25,7 @@ struct OptimizerConfig {
 
 struct PerfConfig {
   Amp amp = Amp::None;         // CUDA only
-  bool channels_last = false;  // CUDA only (see ModelCore::set_perf)
+  bool channels_last = false;  // NHWC weights and batches (oneDNN on CPU, cuDNN on CUDA)
   bool cudnn_benchmark = false;  // CUDA only
   double loss_scale = defaults::kLossScale;  // fp16: the loss scaler's initial scale
 };

@@ -74,7 +74,7 @@ export interface OptimizerOptions {
 export interface PerformanceOptions {
   /** CUDA autocast: bf16, or fp16 with dynamic loss scaling (CUDA only). */
   amp?: 'none' | 'bf16' | 'fp16';
-  /** Weights and inputs in channels-last (NHWC) memory format (CUDA only: ignored on CPU, see README). */
+  /** Weights and inputs in channels-last (NHWC) memory format (CPU: oneDNN's NHWC path; CUDA: cuDNN's). */
   channelsLast?: boolean;
   /** cuDNN autotuning (CUDA only). */
   cudnnBenchmark?: boolean;
@@ -291,14 +291,14 @@ export class Model implements Disposable {
   }
 
   /**
-   * CUDA speed features (amp, channelsLast, cudnnBenchmark); ignored with a warning on a CPU model.
-   * (channelsLast on CPU crashed libtorch 2.6's oneDNN 3.6 in a backward convolution: off there for now.)
+   * Speed features: channelsLast (NHWC weights and batches, on CPU through oneDNN and on CUDA); amp and
+   * cudnnBenchmark are CUDA-only and ignored with a warning on a CPU model.
    */
   setPerformance(opts: PerformanceOptions): void {
     this.handle.setPerformance(opts);
-    const cudaOnly = (opts?.amp ?? 'none') !== 'none' || opts?.cudnnBenchmark || opts?.channelsLast;
+    const cudaOnly = (opts?.amp ?? 'none') !== 'none' || opts?.cudnnBenchmark;
     if (cudaOnly && this.handle.info.device === 'cpu') {
-      process.emitWarning('btm-node: amp / channelsLast / cudnnBenchmark are CUDA-only and ignored on a CPU model');
+      process.emitWarning('btm-node: amp / cudnnBenchmark are CUDA-only and ignored on a CPU model');
     }
   }
 

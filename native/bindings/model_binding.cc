@@ -169,8 +169,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return env.Undefined();
   }
 
-  // setPerformance({amp: 'none'|'bf16'|'fp16', channelsLast, cudnnBenchmark}): CUDA only; no-ops on
-  // CPU (ModelCore::set_perf says why channelsLast is off there).
+  // setPerformance({amp: 'none'|'bf16'|'fp16', channelsLast, cudnnBenchmark, lossScale}): sync. channelsLast
+  // on any device; amp and cudnnBenchmark act on CUDA only. Throws on a bad option or while a call runs.
   Napi::Value SetPerformance(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto& m = idle(env, "setPerformance");

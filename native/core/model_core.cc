@@ -244,11 +244,7 @@ torch::Tensor ModelCore::folded_logits(const torch::Tensor& x, torch::Tensor* fe
 }
 
 void ModelCore::set_perf(const PerfConfig& cfg) {
-  perf = cfg;
-  // Channels-last on CUDA only for now: on the CPU, libtorch 2.6's oneDNN 3.6 crashed (integer divide by
-  // zero in dnnl_convolution_backward_data_primitive_desc_create) training a channels-last model in the
-  // trixie CI leg. NCHW on CPU is what session 1 measured and shipped; see the README.
-  if (!device.is_cuda()) perf.channels_last = false;
+  perf = cfg;  // channels-last on the CPU too: oneDNN's NHWC path (the strided 1x1 crash: models/resnet.h)
   scaler.reset(cfg.loss_scale);
   weights_changed();
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(cfg.cudnn_benchmark);

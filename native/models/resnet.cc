@@ -1,5 +1,7 @@
 #include "models/resnet.h"
 
+#include "compat.h"
+
 namespace btm {
 namespace nn = torch::nn;
 
@@ -58,6 +60,16 @@ BlockImpl::BlockImpl(const ArchSpec& spec, int64_t in_planes, int64_t planes, in
   }
 }
 
+torch::Tensor conv1x1_strided(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t groups) {
+  const int64_t no_padding = 0, unit = 1;  // (a literal 0 would also convert to conv2d's string padding)
+  if (stride == 1 || !compat::kAvoidStrided1x1Backward || !x.device().is_cpu()) {
+    return torch::conv2d(x, weight, {}, stride, no_padding, unit, groups);
+  }
+  // x[:, :, ::s, ::s] exactly (an average over one pixel); its backward is a cheap scatter, where a sliced
+  // view's is slow, and the stride-1 convolution takes oneDNN's (or the GEMM) path that does not crash
+  return torch::conv2d(torch::avg_pool2d(x, unit, stride), weight, {}, unit, no_padding, unit, groups);
+}
+
 // The CIFAR "option A" shortcut: x[:, :, ::stride, ::stride], zero-padded by `pad` channels each side.
 static torch::Tensor option_a_identity(const torch::Tensor& x, int64_t stride, int64_t pad) {
   using torch::indexing::None;
@@ -74,7 +86,9 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
   if (option_a_shortcut) {
     identity = option_a_identity(x, stride, pad_channels);
   } else if (!downsample.is_empty()) {
-    identity = downsample->forward(x);
+    // downsample = Sequential(conv 1x1 stride s, BatchNorm): torchvision's names, conv1x1_strided's arithmetic
+    const auto& dc = downsample->ptr(0)->as<torch::nn::Conv2dImpl>();
+    identity = downsample->ptr(1)->as<torch::nn::BatchNorm2dImpl>()->forward(conv1x1_strided(x, dc->weight, stride));
   }
   out = torch::relu(out + identity);
   return adapter ? adapter->forward(out) : out;

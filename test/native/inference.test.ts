@@ -1,7 +1,7 @@
 // Faster inference and training layouts that must compute the same function: channels-last memory
 // format (on CPU too) and BatchNorm folded into the convolutions for evaluation.
 import { describe, expect, it } from 'vitest';
-import { buildInfo, Dataset, Model, type Arch } from '../../src/index.js';
+import { Dataset, Model, type Arch } from '../../src/index.js';
 import { bytesOf, quadrantTask, range } from '../helpers/synthetic.js';
 
 const norm = { mean: [0.3], std: [0.3] };
@@ -38,14 +38,18 @@ describe('channels-last on CPU', () => {
     ds.dispose();
   });
 
-  it('training steps agree with NCHW (losses and weights within float tolerance), and the state dict stays NCHW-shaped', async () => {
+  // resnet50: bottlenecks and strided 1x1 shortcuts, whose backward crashed libtorch 2.6's oneDNN (models/resnet.h)
+  it.each(['resnet20', 'resnet50'] as const)('%s: training steps agree with NCHW (losses and weights within float tolerance), and the state dict stays NCHW-shaped', async (arch) => {
     const ds = new Dataset(src);
-    const a = new Model({ arch: 'resnet20', numClasses: 4, inChannels: 1, seed: 1 });
-    const b = new Model({ arch: 'resnet20', numClasses: 4, inChannels: 1, seed: 1 });
+    const a = new Model({ arch, numClasses: 4, inChannels: 1, seed: 1 });
+    const b = new Model({ arch, numClasses: 4, inChannels: 1, seed: 1 });
     b.setPerformance({ channelsLast: true });
+    // resnet50 one step: its steps here are violent (loss 1.6 -> 14 -> 69 at lr 0.05; BatchNorm over 1x1
+    // maps of 16 images), so after the first the two layouts' float noise has grown to percents
+    const n = arch === 'resnet50' ? 16 : 64;
     const opts = { lr: 0.05, batchSize: 16, normalize: norm, cropPadding: 2, hflip: true };
-    const ra = await a.trainEpoch(ds, range(64), opts);
-    const rb = await b.trainEpoch(ds, range(64), opts);
+    const ra = await a.trainEpoch(ds, range(n), opts);
+    const rb = await b.trainEpoch(ds, range(n), opts);
     // float reassociation in the NHWC kernels: differences of ~1e-6 per op, a few steps
     expect(maxAbsDiff(ra.losses, rb.losses)).toBeLessThan(1e-4);
     const sa = a.stateDict(), sb = b.stateDict();
@@ -58,7 +62,8 @@ describe('channels-last on CPU', () => {
     b.loadStateDict(sa);
     const ea = await a.evaluate(ds, { logits: true, normalize: norm });
     const eb = await b.evaluate(ds, { logits: true, normalize: norm });
-    expect(maxAbsDiff(ea.logits!, eb.logits!)).toBeLessThan(1e-4);
+    // relative to the largest logit (resnet50's reach thousands after its violent step)
+    expect(maxAbsDiff(ea.logits!, eb.logits!) / ea.logits!.reduce((m, v) => Math.max(m, Math.abs(v)), 1)).toBeLessThan(1e-5);
     a.dispose();
     b.dispose();
     ds.dispose();
@@ -69,11 +74,9 @@ describe('BatchNorm folded into the convolutions for evaluation', () => {
   const n = 64;
   const src = quadrantTask({ n, numClasses: 4, size: 16, seed: 5 });
 
-  // resnet50 training at 16x16 crashed libtorch 2.6's oneDNN 3.6 (integer divide by zero in a backward
-  // convolution's primitive creation) in the trixie CI leg: run it on libtorch 1.x only until that is fixed.
-  const torch2 = /^[2-9]\./.test(buildInfo().torchVersion);
+  // resnet50 trains first: its strided 1x1 shortcuts crashed libtorch 2.6's oneDNN (models/resnet.h)
   for (const arch of ['resnet20', 'resnet18', 'resnet50'] as const) {
-    it.skipIf(arch === 'resnet50' && torch2)(`${arch}: folded and unfolded logits, features and predictions agree; the state dict is untouched`, async () => {
+    it(`${arch}: folded and unfolded logits, features and predictions agree; the state dict is untouched`, async () => {
       const ds = new Dataset(src);
       const m = await trained(arch, ds, n);
       const before = m.stateDict();
