@@ -115,6 +115,7 @@ describe.skipIf(!distBackends().includes('gloo'))('distributed pipeline (Gloo, l
       const a = (await readCheckpoint(join(single.dir, `${step}.safetensors`))).state;
       const b = (await readCheckpoint(join(r0.out.dir, `${step}.safetensors`))).state;
       const d = maxRelDiff(b, a);
+      console.log(`main preset, 2 ranks vs 1 process, ${step} weights: ${d.worst.toExponential(2)} (${d.name})`);
       expect(d.worst, `${step}: ${d.name}`).toBeLessThan(1e-4);
     }
   }, 300_000);
