@@ -2,13 +2,13 @@
  * One rank of the distributed bench (bench/distributed.ts): `node distributed-rank.js JSON` with
  * {task: 'dp' | 'fanout', rank, worldSize, port, ...}; prints one JSON line (rank 0's timings).
  */
-import { Dataset, Model, ProcessGroup, setNumThreads, shardEpoch } from '../src/index.js';
+import { Dataset, Model, ProcessGroup, setNumThreads } from '../src/index.js';
 import { randomImages, shuffled } from './common.js';
 import { allreduceMerge } from '../src/distributed/merge.js';
 
 const o = JSON.parse(process.argv[2]) as {
   task: 'dp' | 'fanout'; rank: number; worldSize: number; port: number; arch: string; size: number; channels: number;
-  batch: number; steps: number; warmup: number; members: number;
+  batch: number; steps: number; warmup: number; members: number; syncBatchNorm?: boolean;
 };
 setNumThreads(1);
 const group = await ProcessGroup.init({ rank: o.rank, worldSize: o.worldSize, port: o.port, timeoutMs: 600_000 });
@@ -20,11 +20,12 @@ const order = shuffled(n, 2);
 const result: Record<string, number> = {};
 
 if (o.task === 'dp') {
-  model.setProcessGroup(group);
+  // as the pipeline trains: global batches, each rank its part; train-mode BatchNorm, synchronised
+  // over the ranks unless syncBatchNorm is false
+  model.setProcessGroup(group, { syncBatchNorm: o.syncBatchNorm ?? true });
   await model.broadcastFrom(group);
   const run = async (steps: number, offset: number) => {
-    const shard = shardEpoch(order.subarray(offset * o.batch, (offset + steps) * o.batch), o.batch, o.rank, o.worldSize);
-    await model.trainEpoch(data, shard.indices, { lr: 0.01, batchSize: o.batch / o.worldSize, gradWeights: shard.gradWeights });
+    await model.trainEpoch(data, order.subarray(offset * o.batch, (offset + steps) * o.batch), { lr: 0.01, batchSize: o.batch, globalBatch: true });
   };
   await run(o.warmup, 0);
   await group.barrier();
@@ -43,6 +44,13 @@ if (o.task === 'dp') {
   for (let i = 0; i < reps; i++) await group.allreduce([grads]);
   result.allreduceMs = (performance.now() - t1) / reps;
   result.parameters = size;
+  // one SyncBatchNorm all-reduce's payload (the widest layer: 2 x 64 channels + 1, float64 = 258 floats),
+  // sent from JS: an upper bound of the native call's latency
+  const small = new Float32Array(258);
+  for (let i = 0; i < 3; i++) await group.allreduce([small]);
+  const t2 = performance.now();
+  for (let i = 0; i < 5 * reps; i++) await group.allreduce([small]);
+  result.smallAllreduceMs = (performance.now() - t2) / (5 * reps);
 } else {
   // BTM fan-out: members k = rank, rank + W, ...; each fine-tunes `steps` steps alone; one all-reduce merges
   const base = model.stateDict();

@@ -25,16 +25,17 @@ async function ranks(worldSize: number, o: object): Promise<Record<string, numbe
 
 export interface DistributedResult {
   label: string;
-  dp: { ranks: number; imagesPerSec: number; stepMs: number; allreduceMs: number; parameters: number }[];
+  dp: { ranks: number; syncBatchNorm: boolean; imagesPerSec: number; stepMs: number; allreduceMs: number; smallAllreduceMs: number; parameters: number }[];
   fanout: { ranks: number; seconds: number; mergeSeconds: number }[];
 }
 
 export async function distributedBench(opts: { quick: boolean; log: (s: string) => void }): Promise<DistributedResult> {
   const c = { arch: 'resnet20', size: 28, channels: 1, batch: 128, steps: opts.quick ? 6 : 20, warmup: 2, members: 4 };
   const dp = [];
-  for (const w of [1, 2]) {
-    opts.log(`distributed: data-parallel ${c.arch} b${c.batch}, ${w} rank(s) x 1 thread`);
-    dp.push({ ranks: w, ...(await ranks(w, { ...c, task: 'dp' })) } as DistributedResult['dp'][number]);
+  // 2 ranks with SyncBatchNorm (the default) and without: the difference is its all-reduces' cost
+  for (const [w, sync] of [[1, true], [2, true], [2, false]] as const) {
+    opts.log(`distributed: data-parallel ${c.arch} b${c.batch}, ${w} rank(s) x 1 thread${w > 1 ? `, SyncBatchNorm ${sync ? 'on' : 'off'}` : ''}`);
+    dp.push({ ranks: w, syncBatchNorm: sync, ...(await ranks(w, { ...c, task: 'dp', syncBatchNorm: sync })) } as DistributedResult['dp'][number]);
   }
   const fanout = [];
   for (const w of [1, 2]) {

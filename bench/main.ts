@@ -236,9 +236,11 @@ if (want('btm-batched')) {
 if (want('distributed')) {
   const d = await distributedBench({ quick, log });
   out.distributed = d;
-  const [one, two] = d.dp;
+  const [one, two, twoOff] = d.dp;
   row(`data-parallel train img/s, ${d.label}, 2 ranks x 1 thread`, two.imagesPerSec, '1 rank x 1 thread', one.imagesPerSec);
   row('gradient all-reduce ms per step, 2 ranks', two.allreduceMs, 'step ms', two.stepMs, `${two.parameters} parameters`, two.allreduceMs / two.stepMs);
+  row('SyncBatchNorm: step ms, 2 ranks, on', two.stepMs, 'off', twoOff.stepMs,
+    `${fmt(two.stepMs - twoOff.stepMs)} ms per step for 2 all-reduces per BatchNorm layer; one 258-float all-reduce from JS ${fmt(two.smallAllreduceMs)} ms`, two.stepMs / twoOff.stepMs);
   row('BTM fan-out wall s, 4 members, 2 ranks', d.fanout[1].seconds, '1 rank s', d.fanout[0].seconds, `merge (one all-reduce) ${fmt(d.fanout[1].mergeSeconds)} s`);
 }
 

@@ -66,6 +66,10 @@ struct TrainConfig {
   // With a process group (data-parallel): this rank's share n_r / N of each step's global batch, which
   // weights its gradients in the sum over the ranks; empty = 1 / world size for every step.
   std::vector<float> grad_weights;
+  // Global batches (trainEpoch's globalBatch, with a process group): `indices` are the global order,
+  // batch_size the global batch, and this rank trains part `part` of `parts` of each (train/batch.h),
+  // its gradients weighted by its share of the batch. parts = 1: the whole batch (a plain call).
+  int64_t part = 0, parts = 1;
 };
 
 struct EvalConfig {

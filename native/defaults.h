@@ -46,5 +46,7 @@ constexpr int64_t kLossScaleGrowthInterval = 2000;
 constexpr int64_t kMaxWorldSize = 65536;
 constexpr int64_t kDistTimeoutMs = 30 * 60 * 1000;
 constexpr int64_t kMaxDistTimeoutMs = int64_t(7) * 24 * 3600 * 1000;
+// Data-parallel BatchNorm in train mode: over the global batch (SyncBatchNorm) or per rank's part.
+constexpr bool kSyncBatchNorm = true;
 
 }  // namespace btm::defaults

@@ -123,7 +123,7 @@ function checkFits(file: string, meta: ModelMeta, set: ImageSet): void {
 function distSettings(argv: Record<string, unknown>): DistSettings | undefined {
   const fromEnv = distFromEnv();
   const flags = (argv.dist ?? {}) as Record<string, unknown>;
-  const known = ['backend', 'timeout', 'port'];
+  const known = ['backend', 'timeout', 'port', 'syncBatchNorm'];
   const unknown = Object.keys(flags).filter((k) => !known.includes(k));
   if (unknown.length) throw new UsageError(`unknown flag(s): ${unknown.map((k) => `--dist.${k}`).join(', ')} (known: ${known.map((k) => `--dist.${k}`).join(', ')})`);
   if (!fromEnv) return undefined;
@@ -132,6 +132,7 @@ function distSettings(argv: Record<string, unknown>): DistSettings | undefined {
       ...fromEnv,
       ...(flags.backend !== undefined ? { backend: flags.backend as 'gloo' | 'nccl' } : {}),
       ...(flags.timeout !== undefined ? { timeoutSeconds: Number(flags.timeout) } : {}),
+      ...(flags.syncBatchNorm !== undefined ? { syncBatchNorm: flags.syncBatchNorm as boolean } : {}),
     });
   } catch (e) {
     throw new ConfigError((e as Error).message);
@@ -430,6 +431,8 @@ export async function main(args: string[]): Promise<number> {
         .option('dist.backend', { choices: ['gloo', 'nccl'], describe: 'distributed backend (default: gloo on CPU, nccl on CUDA)' })
         .option('dist.port', { type: 'number', describe: 'with --nproc: the rendezvous port (default: a free one)' })
         .option('dist.timeout', { type: 'number', describe: 'seconds a rendezvous or a collective waits for the other ranks (default 1800)' })
+        .option('dist.syncBatchNorm', { type: 'boolean', describe: 'data-parallel BatchNorm in train mode over the global batch (SyncBatchNorm; default true); ' +
+          '--no-dist.syncBatchNorm: each rank\'s part' })
         .epilog(`Every config key is also a flag (a JSON value for a loss: --posttrain.loss '{"type":"las"}'); btm config shows the values a ` +
           `preset and flags give. Datasets: ${DATASETS.join(', ')}.\n\n` + keyHelp()), wrap(cmdRun))
     .command('eval <checkpoint>', "evaluate a checkpoint on the configured dataset's test set", (y) =>

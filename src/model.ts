@@ -121,6 +121,26 @@ export interface TrainOptions {
   more?: MoreTrainOptions;
   /** With a process group: this rank's share n_r / N of each step's global batch (one per step). */
   gradWeights?: Float32Array | number[];
+  /**
+   * With a process group: `indices` are the global order and batchSize the global batch; this rank
+   * trains its part of every global batch (part r of W: rows [floor(r L / W), floor((r + 1) L / W)) of a
+   * batch of L), its gradients weighted by the part's share. The random draws (crops, flips, mixup's
+   * lambda and partners) are made for the whole global batch as one process makes them, and a part is
+   * mixed with its partners wherever they are: with the same seed on every rank (manualSeed), the
+   * ranks' parts are exactly the rows of the batch one process builds. Not with gradWeights.
+   */
+  globalBatch?: boolean;
+}
+
+/** Model.setProcessGroup's options. */
+export interface DataParallelOptions {
+  /**
+   * BatchNorm in train mode normalises with the mean and variance of the global batch (all ranks'
+   * parts: one small all-reduce per layer forward and one backward, as torch.nn.SyncBatchNorm), and
+   * every rank's running statistics stay identical; false: each rank's own part (DDP without
+   * SyncBatchNorm). Default true.
+   */
+  syncBatchNorm?: boolean;
 }
 
 /**
@@ -313,11 +333,13 @@ export class Model implements Disposable {
 
   /**
    * Data-parallel training over a process group (null: alone again): every trainEpoch step sums the
-   * gradients over the ranks, each weighted by options.gradWeights (its share of the global batch;
-   * default 1 / worldSize), before the SGD step. All ranks must train the same number of steps.
+   * gradients over the ranks, each weighted by its share of the global batch (options.gradWeights, or
+   * its part's share with options.globalBatch; default 1 / worldSize), before the SGD step. All ranks
+   * must train the same number of steps. options.syncBatchNorm (default true): see DataParallelOptions.
    */
-  setProcessGroup(group: ProcessGroup | null): void {
-    this.handle.setProcessGroup(group === null ? null : processGroupHandle(group, 'Model.setProcessGroup'));
+  setProcessGroup(group: ProcessGroup | null, options: DataParallelOptions = {}): void {
+    if (group === null) this.handle.setProcessGroup(null);
+    else this.handle.setProcessGroup(processGroupHandle(group, 'Model.setProcessGroup'), options);
   }
 
   /** Collective: every rank's model gets `root`'s weights, buffers and SGD momentum. */

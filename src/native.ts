@@ -57,7 +57,7 @@ export interface NativeModel {
   setPerformance(options?: object): void;
   setLowRank(options: object): void;
   mergeLowRank(): void;
-  setProcessGroup(group: object | null): void;
+  setProcessGroup(group: object | null, options?: object): void;
   readonly lowRank: { rank: number; layers: string[] } | null;
   setPeft(options: object): void;
   readonly peft: object | null;
@@ -126,6 +126,7 @@ export interface NativeDefaults {
   lossScaleGrowthInterval: number;
   distTimeoutMs: NativeRange;
   worldSize: NativeRange;
+  syncBatchNorm: boolean;
 }
 
 export interface NativeAddon {

@@ -207,6 +207,7 @@ Napi::Value Defaults(const Napi::CallbackInfo& info) {
   o.Set("lossScaleGrowthInterval", double(d::kLossScaleGrowthInterval));
   o.Set("distTimeoutMs", range(double(d::kDistTimeoutMs), 100, double(d::kMaxDistTimeoutMs)));
   o.Set("worldSize", range(none, 1, double(d::kMaxWorldSize)));
+  o.Set("syncBatchNorm", d::kSyncBatchNorm);
   return o;
 }
 

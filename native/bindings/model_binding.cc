@@ -11,6 +11,7 @@
 #include "bindings/options/optimizer_options.h"
 #include "bindings/options/peft_options.h"
 #include "bindings/options/perf_options.h"
+#include "bindings/options/dist_options.h"
 #include "bindings/options/train_options.h"
 #include "core/model_core.h"
 #include "bindings/state_io.h"
@@ -212,22 +213,28 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return env.Undefined();
   }
 
-  // setProcessGroup(group: ProcessGroup | null): sync. With a group, every trainEpoch step sums the
-  // gradients over its ranks (weighted by options.gradWeights, else 1 / worldSize) before the SGD step:
-  // data-parallel training, the ranks calling trainEpoch with the same number of steps. Throws when busy,
-  // or for an NCCL group on another device.
+  // setProcessGroup(group: ProcessGroup | null, options?: {syncBatchNorm?: boolean}): sync. With a group,
+  // every trainEpoch step sums the gradients over its ranks (weighted by options.gradWeights, else by
+  // the rank's share of a global batch, else 1 / worldSize) before the SGD step: data-parallel training,
+  // the ranks calling trainEpoch with the same number of steps. syncBatchNorm (default
+  // defaults::kSyncBatchNorm): BatchNorm in train mode normalises over the global batch
+  // (distributed/sync_batch_norm.h). Throws when busy, on bad options, or for an NCCL group on another
+  // device.
   Napi::Value SetProcessGroup(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto& m = idle(env, "setProcessGroup");
     if (info[0].IsNull() || info[0].IsUndefined()) {
       m.dist.reset();
+      m.sync_bn = defaults::kSyncBatchNorm;
       return env.Undefined();
     }
     auto g = unwrap_process_group(info[0], "Model.setProcessGroup: group");
+    const auto opts = options::data_parallel_options(info[1], "Model.setProcessGroup: options");
     if (g->config().backend == "nccl" && g->device() != m.device)
       throw Napi::Error::New(env, "Model.setProcessGroup: the model is on " + m.device.str() +
                                       " but this NCCL group reduces on " + g->device().str());
     m.dist = g;
+    m.sync_bn = opts.sync_batch_norm;
     return env.Undefined();
   }
 
@@ -343,7 +350,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     const std::string where = "Model.trainEpoch";
     auto data = dataset_for(m, info[0], where + ": dataset");
     auto idx = args::indices(info[1], where + ": indices", data->n);
-    const auto cfg = options::train_options(info[2], where + ": options", *data, int64_t(idx.size()), m.num_classes, m.in_channels);
+    options::GroupInfo group;
+    if (m.dist) group = {m.dist->rank(), m.dist->size(), m.sync_bn};
+    const auto cfg = options::train_options(info[2], where + ": options", *data, int64_t(idx.size()), m.num_classes, m.in_channels, group);
     if (cfg.more.on() && !m.low_rank)
       throw Napi::Error::New(env, where + ": options.more needs low-rank factors: call setLowRank({rank}) first");
     if (!cfg.grad_weights.empty() && !m.dist)

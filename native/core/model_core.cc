@@ -5,6 +5,7 @@
 
 #include "compat.h"
 #include "distributed/model_sync.h"
+#include "distributed/sync_batch_norm.h"
 #include "runtime/executor.h"
 #include "runtime/threads.h"
 #include "train/autocast.h"
@@ -265,10 +266,18 @@ TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& i
   StepLog log(batches.steps());
   int64_t skipped = 0;
   weights_changed();
+  // data-parallel with SyncBatchNorm: the BatchNorm layers that train normalise over the global batch
+  SyncBatchNormScope sync_bn_scope(dist && sync_bn && dist->size() > 1 ? dist.get() : nullptr);
   for (int64_t s = 0; s < batches.steps(); ++s) {
     stop_if_exiting();
     if (device.is_cpu()) apply_threads();  // an adaptive thread count follows the load step by step
     const Batch b = batches.next();  // gather, augment, normalise, mix up
+    // this rank's weight in the sum of the ranks' gradients: its share of the global batch
+    const double weight = !dist                      ? 1.0
+                          : !cfg.grad_weights.empty() ? cfg.grad_weights[s]
+                          : cfg.parts > 1             ? b.share
+                                                      : 1.0 / dist->size();
+    sync_bn_scope.set_share(weight);
     zero_grad(slots);
     const auto logits = this->logits(b.x).to(torch::kFloat);
     auto loss = training_loss(cfg.loss, loss_t, logits, b.y, b.y_mix, b.lam, b.t);
@@ -278,7 +287,7 @@ TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& i
                         more_discrepancy(cfg.more.discrepancy, logits, general, b.y, b.y_mix, b.lam, more_weights, b.t);
     }
     const auto sync = [&] {  // data-parallel: this rank's gradients weighted by its share, summed
-      if (dist) sync_gradients(*dist, slots, cfg.grad_weights.empty() ? 1.0 / dist->size() : cfg.grad_weights[s]);
+      if (dist) sync_gradients(*dist, slots, weight);
     };
     if (scaler.backward(loss, slots, sync)) sgd_step(slots, opt_cfg, cfg.lrs[s]);
     else ++skipped;

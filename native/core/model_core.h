@@ -73,6 +73,7 @@ struct ModelCore {
   std::shared_ptr<Peft> peft;            // PEFT modules once attached, else null
   std::shared_ptr<FoldedResNet> folded;  // inference-only, BatchNorm folded; null until asked for
   std::shared_ptr<DistGroup> dist;       // data-parallel: gradients summed over its ranks each step
+  bool sync_bn = defaults::kSyncBatchNorm;  // with `dist`: BatchNorm in train mode over the global batch
   std::atomic<bool> busy{false};
 };
 

@@ -1,6 +1,7 @@
 #include "models/resnet.h"
 
 #include "compat.h"
+#include "distributed/sync_batch_norm.h"
 
 namespace btm {
 namespace nn = torch::nn;
@@ -79,16 +80,18 @@ static torch::Tensor option_a_identity(const torch::Tensor& x, int64_t stride, i
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
-  auto out = torch::relu(bn1->forward(conv1->forward(x)));
-  out = bn2->forward(conv2->forward(out));
-  if (bottleneck) out = bn3->forward(conv3->forward(torch::relu(out)));
+  // batch_norm: the layer's forward, or SyncBatchNorm in a data-parallel step (distributed/sync_batch_norm.h)
+  auto out = torch::relu(batch_norm(*bn1, conv1->forward(x)));
+  out = batch_norm(*bn2, conv2->forward(out));
+  if (bottleneck) out = batch_norm(*bn3, conv3->forward(torch::relu(out)));
   torch::Tensor identity = x;
   if (option_a_shortcut) {
     identity = option_a_identity(x, stride, pad_channels);
   } else if (!downsample.is_empty()) {
     // downsample = Sequential(conv 1x1 stride s, BatchNorm): torchvision's names, conv1x1_strided's arithmetic
-    const auto& dc = downsample->ptr(0)->as<torch::nn::Conv2dImpl>();
-    identity = downsample->ptr(1)->as<torch::nn::BatchNorm2dImpl>()->forward(conv1x1_strided(x, dc->weight, stride));
+    auto* conv = downsample->ptr(0)->as<nn::Conv2d>();
+    auto* bn = downsample->ptr(1)->as<nn::BatchNorm2d>();
+    identity = batch_norm(*bn, conv1x1_strided(x, conv->weight, stride));
   }
   out = torch::relu(out + identity);
   return adapter ? adapter->forward(out) : out;
@@ -135,7 +138,7 @@ ResNetImpl::ResNetImpl(const ArchSpec& spec_, int64_t num_classes, int64_t in_ch
 }
 
 torch::Tensor ResNetImpl::features(const torch::Tensor& x) {
-  auto out = torch::relu(bn1->forward(conv1->forward(x)));
+  auto out = torch::relu(batch_norm(*bn1, conv1->forward(x)));
   if (!spec.cifar) out = torch::max_pool2d(out, 3, 2, 1);
   for (auto& layer : layers) out = layer->forward(out);
   return torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);

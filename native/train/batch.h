@@ -17,9 +17,16 @@ namespace btm {
 struct Batch {
   torch::Tensor x, y, y_mix, t;
   double lam = 1.0;
+  double share = 1.0;  // this rank's part of the global batch, n_r / N (1 without parts)
 };
 
 // The batches of one epoch over `indices`, in order, drawing augmentation and mixup from `gen`.
+// With cfg.parts > 1 (data-parallel global batches), every batch of `indices` is a global batch: the
+// random draws (crop offsets, flips, mixup's lambda and permutation) are made for the whole global
+// batch, exactly as one process draws them, and only part cfg.part of it is built: rows
+// [floor(p L / P), floor((p + 1) L / P)) of a global batch of L, mixed with their partners wherever
+// those are in the global batch (gathered from the whole dataset, which every rank holds). So the
+// part equals those rows of the batch one process builds, bit for bit.
 class BatchMaker {
  public:
   BatchMaker(const DataCore& data, const std::vector<int64_t>& indices, const TrainConfig& cfg, bool channels_last,
@@ -29,6 +36,8 @@ class BatchMaker {
   Batch next();
 
  private:
+  Batch next_part(int64_t start, int64_t len);
+
   const DataCore& data_;
   const TrainConfig& cfg_;
   bool channels_last_;
@@ -42,6 +51,17 @@ torch::Tensor to_input(const torch::Tensor& x_u8, const Normalize& norm, const t
 
 // Random crop with zero padding and random horizontal flip, per sample, as one gather on the device.
 torch::Tensor augment(const torch::Tensor& x, int64_t pad, bool hflip, torch::Generator& gen);
+
+// augment() in two halves: the draws for B samples (CPU int64 crop offsets, bool flips), and their
+// application to a batch (row i takes draw i).
+struct AugmentDraw {
+  torch::Tensor oy, ox, flip;
+};
+AugmentDraw draw_augment(int64_t B, int64_t pad, bool hflip, torch::Generator& gen);
+torch::Tensor apply_augment(const torch::Tensor& x, int64_t pad, const AugmentDraw& draw);
+
+// The part [floor(p L / P), floor((p + 1) L / P)) of a global batch of L samples.
+inline std::pair<int64_t, int64_t> batch_part(int64_t L, int64_t p, int64_t P) { return {p * L / P, (p + 1) * L / P}; }
 
 // A Beta(alpha, alpha) draw.
 double sample_beta(double alpha, torch::Generator& gen);

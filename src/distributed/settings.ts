@@ -17,6 +17,11 @@ export const DistSettingsSchema = z.object({
   backend: z.enum(['gloo', 'nccl']).optional(),
   /** How long the rendezvous and each collective wait for the other ranks, seconds (PyTorch's default: 1800). */
   timeoutSeconds: z.number().positive().max(7 * 24 * 3600).default(1800),
+  /**
+   * Data-parallel BatchNorm in train mode over the global batch (SyncBatchNorm; native default
+   * defaults::kSyncBatchNorm) rather than each rank's part.
+   */
+  syncBatchNorm: z.boolean().default(true),
 }).strict().refine((s) => s.rank < s.worldSize, { message: 'rank must be less than worldSize' });
 
 export type DistSettings = z.infer<typeof DistSettingsSchema>;
@@ -49,12 +54,11 @@ export function distFromEnv(env: NodeJS.ProcessEnv = process.env): DistSettings 
   if (env.WORLD_SIZE === undefined) return undefined;
   const worldSize = intVar(env, 'WORLD_SIZE', 1);
   const rank = intVar(env, 'RANK', 0, worldSize - 1);
-  return {
+  return parseDistSettings({
     rank,
     worldSize,
     localRank: env.LOCAL_RANK === undefined ? 0 : intVar(env, 'LOCAL_RANK', 0),
     host: env.MASTER_ADDR?.trim() || '127.0.0.1',
     port: env.MASTER_PORT === undefined ? 29500 : intVar(env, 'MASTER_PORT', 1, 65535),
-    timeoutSeconds: 1800,
-  };
+  });
 }

@@ -47,7 +47,11 @@ export interface StageContext {
   signal?: AbortSignal;
   emit: (e: ProgressEvent) => void;
   /** A distributed run: this rank's group. Rank 0 writes the run directory; the others keep it in memory. */
-  dist?: { group: ProcessGroup; rank: number; worldSize: number };
+  dist?: {
+    group: ProcessGroup; rank: number; worldSize: number;
+    /** Data-parallel BatchNorm in train mode over the global batch (SyncBatchNorm) or each rank's part. */
+    syncBatchNorm: boolean;
+  };
 }
 
 /** Whether this process writes the run directory (rank 0 of a distributed run, or a plain run). */

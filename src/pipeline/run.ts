@@ -121,7 +121,7 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
     if (group) {
       await group.barrier(); // rank 0 has created (or re-read) the run directory
       if (!leader) run = RunDir.follower(dir, resumed?.state ?? RunDir.readExisting(dir).state);
-      await checkSameState(group, run!, dir);
+      await checkSameState(group, run!, dir, data);
     }
   } catch (e) {
     group?.dispose();
@@ -153,7 +153,7 @@ export async function runPipeline(input: ConfigInput | Config, opts: RunOptions 
   applyPerformance(model, config);
   const ctx: StageContext = {
     config, run, data, trainSet, testSet, model, meta, signal: opts.signal, emit,
-    dist: group && { group, rank: group.rank, worldSize: group.worldSize },
+    dist: group && { group, rank: group.rank, worldSize: group.worldSize, syncBatchNorm: dist!.syncBatchNorm },
   };
   emit({ type: 'log', message: describeRun(config, data.split.length, data.counts) +
     (data.val.length ? ` | validation: ${data.val.length} held-out training images (${config.data.valPerClass} per class)` : '') });
@@ -230,13 +230,24 @@ async function joinGroup(dist: DistSettings, device: string): Promise<ProcessGro
   }
 }
 
-/** Every rank must resume from the same point: rank 0's finished steps and partial epoch against ours. */
-async function checkSameState(group: ProcessGroup, run: RunDir, dir: string): Promise<void> {
-  const mine = Float32Array.of(run.state.finished.length, run.state.partial?.epoch ?? -1);
+/**
+ * Every rank must resume from the same point (rank 0's finished steps and partial epoch against ours)
+ * and hold the same training data: a global batch indexes the whole training set, and a rank gathers
+ * mixup partners from any part of it.
+ */
+async function checkSameState(group: ProcessGroup, run: RunDir, dir: string, data: { train: { labels: Int32Array }; split: Int32Array }): Promise<void> {
+  let digest = 0;
+  for (let i = 0; i < data.split.length; i++) digest = (Math.imul(digest, 31) + data.split[i] * 7 + data.train.labels[data.split[i]]) % 8388593;
+  const mine = Float32Array.of(run.state.finished.length, run.state.partial?.epoch ?? -1, data.train.labels.length, data.split.length, digest);
   const lead = await group.broadcastValues(mine, 0);
   if (lead[0] !== mine[0] || lead[1] !== mine[1]) {
     throw new Error(`distributed run: rank ${group.rank} sees another run state in ${dir} than rank 0 ` +
       `(${mine[0]} finished steps, partial epoch ${mine[1]}; rank 0: ${lead[0]}, ${lead[1]}): every rank must see the same run directory (a shared file system)`);
+  }
+  if (lead[2] !== mine[2] || lead[3] !== mine[3] || lead[4] !== mine[4]) {
+    throw new Error(`distributed run: rank ${group.rank} loaded another training set than rank 0 (${mine[2]} images, ` +
+      `${mine[3]} in the long-tailed split, digest ${mine[4]}; rank 0: ${lead[2]}, ${lead[3]}, ${lead[4]}): every rank must hold the ` +
+      'whole, same training set (each trains its part of global batches drawn from all of it)');
   }
 }
 

@@ -10,7 +10,6 @@ import { Rng } from '../sampling/rng.js';
 import { learningRates } from '../schedule.js';
 import { moreTrainOptions, type MoreConfig } from '../more.js';
 import type { Model } from '../model.js';
-import { shardEpoch } from '../distributed/shard.js';
 import { DivergenceError, isWriter, RunInterrupted, type StageContext } from './context.js';
 import { stageOfStep } from './run-state.js';
 
@@ -72,7 +71,7 @@ export async function runEpochs(ctx: StageContext, loop: EpochLoop): Promise<num
   const dist = loop.local ? undefined : ctx.dist;
   if (!dist) return trainEpochs(ctx, loop);
   // data-parallel: every step's gradients summed over the ranks; all ranks start from rank 0's model
-  ctx.model.setProcessGroup(dist.group);
+  ctx.model.setProcessGroup(dist.group, { syncBatchNorm: dist.syncBatchNorm });
   try {
     return await trainEpochs(ctx, loop, dist);
   } finally {
@@ -94,42 +93,34 @@ async function trainEpochs(ctx: StageContext, loop: EpochLoop, dist?: StageConte
   }
   if (dist) await model.broadcastFrom(dist.group, 0);
   const trainBn = loop.train.bnMode !== 'eval';
-  // per rank: the same global order, each rank its part of every global batch
-  const localBatch = dist ? batchSize / dist.worldSize : batchSize;
+  // data-parallel: every rank holds the same global order and trains its part of every global batch
+  // (native globalBatch); a part needs 2+ samples where each rank's BatchNorm trains on its own part
+  const minPart = dist && trainBn && !dist.syncBatchNorm ? 2 : 1;
   const stream = new Rng(ctx.config.seed).fork(streamId(loop.step));
   const started = performance.now();
   for (let epoch = first; epoch < epochs; epoch++) {
     const rng = stream.fork(epoch);
-    const seed = rng.nextUint32();
-    // a rank's own random stream (crops, flips, mixup); rank 0's is the single-process one
-    model.manualSeed(dist && dist.rank > 0 ? (seed ^ Math.imul(dist.rank, 0x9e3779b1)) >>> 0 : seed);
+    // crops, flips and mixup: one stream for every rank, which draws for the whole global batch as
+    // one process does (so a rank's part is those rows of the single-process batch)
+    model.manualSeed(rng.nextUint32());
     let order = loop.epochIndices(epoch, rng);
-    let gradWeights: Float32Array | undefined;
-    let stepsPerEpoch: number;
-    let globalImages: number;
-    if (dist) {
-      // a last global batch too small to give every rank 2 samples (train-mode BatchNorm) is left out
-      const shard = shardEpoch(order, batchSize, dist.rank, dist.worldSize, trainBn ? 2 : 1);
-      globalImages = order.length - shard.dropped;
-      order = shard.indices;
-      gradWeights = shard.gradWeights;
-      stepsPerEpoch = shard.steps;
-    } else {
-      // a last batch of one cannot pass train-mode BatchNorm: leave that sample out of this epoch
-      if (trainBn && order.length % batchSize === 1) order = order.subarray(0, order.length - 1);
-      stepsPerEpoch = Math.ceil(order.length / batchSize);
-      globalImages = order.length;
-    }
+    // a last batch of one cannot pass train-mode BatchNorm: leave that sample out of this epoch
+    if (trainBn && order.length % batchSize === 1) order = order.subarray(0, order.length - 1);
+    // distributed: a last global batch too small to give every rank a part is left out (every rank alike)
+    const last = order.length % batchSize;
+    if (dist && last > 0 && Math.floor(last / dist.worldSize) < minPart) order = order.subarray(0, order.length - last);
+    const stepsPerEpoch = Math.ceil(order.length / batchSize);
+    const globalImages = order.length;
     const t0 = performance.now();
     let lossSum = 0, accSum = 0, steps = 0, firstLr = NaN;
     for (let s = 0; s < stepsPerEpoch; s += CHUNK_STEPS) {
       const count = Math.min(CHUNK_STEPS, stepsPerEpoch - s);
-      const chunk = order.subarray(s * localBatch, Math.min(order.length, (s + count) * localBatch));
+      const chunk = order.subarray(s * batchSize, Math.min(order.length, (s + count) * batchSize));
       const lr = learningRates(loop.schedule, epoch * stepsPerEpoch + s, count, stepsPerEpoch);
       if (s === 0) firstLr = lr[0];
       const more = loop.more && moreTrainOptions(loop.more.config, loop.more.counts, epoch * stepsPerEpoch + s, count, epochs * stepsPerEpoch);
       const r = await model.trainEpoch(ctx.trainSet, chunk, {
-        ...loop.train, batchSize: localBatch, lr, more, ...(gradWeights ? { gradWeights: gradWeights.subarray(s, s + count) } : {}),
+        ...loop.train, batchSize, lr, more, ...(dist ? { globalBatch: true } : {}),
       });
       for (let i = 0; i < r.steps; i++) {
         if (!(Math.abs(r.losses[i]) <= LOSS_LIMIT)) {
@@ -140,20 +131,21 @@ async function trainEpochs(ctx: StageContext, loop: EpochLoop, dist?: StageConte
         accSum += r.accs[i];
       }
       steps += r.steps;
-      const done = (epoch - first) * order.length + Math.min(order.length, (s + count) * localBatch);
+      const done = (epoch - first) * order.length + Math.min(order.length, (s + count) * batchSize);
       const total = (epochs - first) * order.length;
       const rate = done / ((performance.now() - started) / 1000);
       ctx.emit({
         type: 'train', stage, step: loop.step, epoch: epoch + 1, epochs, done, total,
-        loss: lossSum / steps, acc: accSum / steps, imagesPerSec: rate * (dist?.worldSize ?? 1), etaSeconds: (total - done) / rate,
+        loss: lossSum / steps, acc: accSum / steps, imagesPerSec: rate, etaSeconds: (total - done) / rate,
       });
       // the ranks stop at the same chunk: one small all-reduce of "this rank was asked to stop"
       const aborted = ctx.signal?.aborted ?? false;
       if (dist ? (await dist.group.allreduce([Float32Array.of(aborted ? 1 : 0)]))[0][0] > 0 : aborted) throw new RunInterrupted(loop.step);
     }
-    // data-parallel with train-mode BatchNorm: each rank's running statistics saw its own parts of the
-    // batches; their mean makes the ranks' models equal again (as the weights already are)
-    if (dist && trainBn) await model.averageBuffers(dist.group);
+    // data-parallel with train-mode BatchNorm per rank: each rank's running statistics saw its own parts
+    // of the batches; their mean makes the ranks' models equal again (as the weights already are). With
+    // SyncBatchNorm every rank's statistics are already the global batches' ones, identical.
+    if (dist && trainBn && !dist.syncBatchNorm) await model.averageBuffers(dist.group);
     // a loss can stay finite while a weight or a BatchNorm statistic does not: check them once an epoch
     const bad = nonFiniteWeight(model);
     if (bad) throw new DivergenceError(stage, loop.step, epoch + 1, loop.schedule.lr, `the weights became non-finite (${bad})`);

@@ -35,6 +35,64 @@ async function dataParallelSteps() {
   return { state };
 }
 
+// Train-mode BatchNorm, crops, flips and mixup: 2 ranks on global batches (SyncBatchNorm unless
+// o.syncBatchNorm === false) against one process on the same global order. 63 samples in global
+// batches of 20: the last batch of 3 gives the ranks parts of 1 and 2 (shares 1/3 and 2/3).
+async function globalSteps() {
+  const data = task();
+  const model = new lib.Model({ arch: 'resnet8', numClasses: 4, inChannels: 1, seed: 3 });
+  model.setOptimizer({ momentum: 0.9, weightDecay: 5e-4 });
+  model.manualSeed(11);
+  const order = Int32Array.from({ length: o.samples ?? 63 }, (_, i) => (i * 29) % 64);
+  const train = { lr: 0.05, batchSize: 20, bnMode: 'train', cropPadding: 2, hflip: true, mixupAlpha: 0.4 };
+  let group;
+  let r;
+  if (o.worldSize > 1) {
+    group = await lib.ProcessGroup.init({ rank: o.rank, worldSize: o.worldSize, port: o.port, timeoutMs: 60000 });
+    model.setProcessGroup(group, o.syncBatchNorm === undefined ? undefined : { syncBatchNorm: o.syncBatchNorm });
+    await model.broadcastFrom(group, 0);
+    try {
+      r = await model.trainEpoch(data, order, { ...train, globalBatch: true });
+    } catch (e) {
+      group.dispose();
+      return { error: e.message };
+    }
+    if (o.syncBatchNorm === false) await model.averageBuffers(group);
+  } else {
+    r = await model.trainEpoch(data, order, train);
+  }
+  const state = model.stateDict().map((e) => ({ name: e.name, data: Array.from(e.data, Number) }));
+  group?.dispose();
+  return { state, losses: Array.from(r.losses), samples: r.samples };
+}
+
+// The errors of bad data-parallel settings (every rank makes the same calls; none reaches a collective).
+async function badSettings() {
+  const data = task();
+  const model = new lib.Model({ arch: 'resnet8', numClasses: 4, inChannels: 1, seed: 3 });
+  const group = await lib.ProcessGroup.init({ rank: o.rank, worldSize: o.worldSize, port: o.port, timeoutMs: 60000 });
+  const message = async (f) => {
+    try {
+      await f();
+      return null;
+    } catch (e) {
+      return e.message;
+    }
+  };
+  const order = Int32Array.from({ length: 63 }, (_, i) => i);
+  const out = {
+    syncType: await message(() => model.setProcessGroup(group, { syncBatchNorm: 'yes' })),
+    unknownKey: await message(() => model.setProcessGroup(group, { syncBN: true })),
+  };
+  model.setProcessGroup(group);
+  out.withGradWeights = await message(() => model.trainEpoch(data, order, { lr: 0.1, batchSize: 20, globalBatch: true, gradWeights: [0.5, 0.5, 0.5, 0.5] }));
+  model.setProcessGroup(group, { syncBatchNorm: false });
+  out.partTooSmall = await message(() => model.trainEpoch(data, order, { lr: 0.1, batchSize: 20, globalBatch: true }));
+  await group.barrier();
+  group.dispose();
+  return out;
+}
+
 async function killed() {
   const group = await lib.ProcessGroup.init({ rank: o.rank, worldSize: o.worldSize, port: o.port, timeoutMs: 60000 });
   await group.allreduce([Float32Array.of(1)]);
@@ -67,6 +125,6 @@ async function pipeline() {
   return { status: r.status, rows: r.rows, dir: r.dir };
 }
 
-const modes = { dataParallelSteps, killed, join, pipeline };
+const modes = { dataParallelSteps, globalSteps, badSettings, killed, join, pipeline };
 const out = await modes[o.mode]();
 process.stdout.write(JSON.stringify(out) + '\n');

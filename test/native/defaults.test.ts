@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigSchema, EvalSchema, LossSchema, PosttrainSchema, PretrainSchema } from '../../src/config.js';
 import { native, type NativeRange } from '../../src/native.js';
+import { DistSettingsSchema } from '../../src/distributed/settings.js';
 
 const d = native()._defaults();
 
@@ -74,5 +75,12 @@ describe('native defaults and src/config.ts agree', () => {
     const shape = (c as unknown as { shape: Record<string, unknown> }).shape;
     within('threads', shape.threads, d.threads);
     within('seed', shape.seed, d.seed);
+  });
+
+  it('distributed settings: SyncBatchNorm on by default in both, and the timeout within the native bounds', () => {
+    const shape = DistSettingsSchema.shape as unknown as Record<string, { def: { defaultValue: unknown } }>;
+    expect(shape.syncBatchNorm.def.defaultValue, 'dist.syncBatchNorm default').toBe(d.syncBatchNorm);
+    expect(d.syncBatchNorm).toBe(true);
+    expect(Number(shape.timeoutSeconds.def.defaultValue) * 1000).toBe(d.distTimeoutMs.default);
   });
 });

@@ -37,4 +37,12 @@ DistConfig dist_options(const Napi::Value& v, const std::string& what) {
   return cfg;
 }
 
+DataParallelConfig data_parallel_options(const Napi::Value& v, const std::string& what) {
+  const auto o = args::object(v, what);
+  args::only(o, what, {"syncBatchNorm"});
+  DataParallelConfig cfg;
+  cfg.sync_batch_norm = args::boolean(o, what, "syncBatchNorm", defaults::kSyncBatchNorm);
+  return cfg;
+}
+
 }  // namespace btm::options

@@ -54,12 +54,31 @@ std::vector<float> lr_options(const Napi::Object& o, const std::string& what, in
   return args::floats(o, what, "lr", steps, 0, defaults::kMaxLr);
 }
 
+// globalBatch: every global batch of `n` (the full ones and a short last one) must give each of the
+// group's ranks a part of `need` samples or more.
+void check_parts(const Napi::Env& env, const std::string& what, const TrainConfig& cfg, int64_t n, int64_t need) {
+  std::vector<int64_t> lens;
+  if (n >= cfg.batch_size) lens.push_back(cfg.batch_size);
+  if (!cfg.drop_last && n % cfg.batch_size != 0) lens.push_back(n % cfg.batch_size);
+  for (const int64_t L : lens) {
+    const int64_t smallest = L / cfg.parts;
+    if (smallest >= need) continue;
+    args::range_error(env, what + ".globalBatch: a global batch of " + std::to_string(L) + " sample(s) (" + std::to_string(n) +
+                               " indices, batchSize " + std::to_string(cfg.batch_size) + ") gives a rank a part of " +
+                               std::to_string(smallest) + " on " + std::to_string(cfg.parts) + " ranks; each part needs " +
+                               std::to_string(need) + "+" +
+                               (need > 1 ? " (BatchNorm in train mode per rank, without syncBatchNorm)" : "") +
+                               ": leave the short batch out (dropLast) or change batchSize");
+  }
+}
+
 TrainConfig train_options(const Napi::Value& v, const std::string& what, const DataCore& data, int64_t n,
-                          int64_t num_classes, int64_t in_channels) {
+                          int64_t num_classes, int64_t in_channels, const GroupInfo& group) {
   const auto o = args::object(v, what);
   auto keys = train_option_keys();
-  keys.push_back("more");         // a lone model's options: MORE's term (not in trainMembers) and the
-  keys.push_back("gradWeights");  // data-parallel weights of its gradients
+  keys.push_back("more");         // a lone model's options: MORE's term (not in trainMembers), the
+  keys.push_back("gradWeights");  // data-parallel weights of its gradients, and global batches
+  keys.push_back("globalBatch");
   args::only(o, what, keys);
   TrainConfig cfg = train_shared_options(o, what, data, num_classes, in_channels);
   const int64_t steps = train_steps(cfg, n);
@@ -67,6 +86,16 @@ TrainConfig train_options(const Napi::Value& v, const std::string& what, const D
   cfg.more = more_options(o, what, steps, num_classes);
   cfg.grad_weights = args::floats(o, what, "gradWeights", steps, 0, 1);
   if (cfg.bn_train) check_batches(v.Env(), what, n, cfg.batch_size, cfg.drop_last);
+  if (args::boolean(o, what, "globalBatch", false)) {
+    if (group.world == 0)
+      args::range_error(v.Env(), what + ".globalBatch needs a process group: call setProcessGroup(group) first");
+    if (!cfg.grad_weights.empty())
+      args::range_error(v.Env(), what + ": gradWeights and globalBatch exclude each other (with global batches each rank's "
+                                        "weight is its part's share of the batch)");
+    cfg.part = group.rank;
+    cfg.parts = group.world;
+    if (cfg.parts > 1) check_parts(v.Env(), what, cfg, n, cfg.bn_train && !group.sync_bn ? 2 : 1);
+  }
   return cfg;
 }
 

@@ -1,5 +1,5 @@
 // Model.trainEpoch's options: {lr, batchSize?, dropLast?, cropPadding?, hflip?, normalize?, mixupAlpha?,
-// loss?, logitOffsets?, labelSmoothing?, gmlPower?, bnMode?, more?}
+// loss?, logitOffsets?, labelSmoothing?, gmlPower?, bnMode?, more?, gradWeights?, globalBatch?}
 #pragma once
 
 #include <napi.h>
@@ -12,9 +12,15 @@
 
 namespace btm::options {
 
-// `n` indices of `data`, for a model of `num_classes` classes and `in_channels` channels.
+// The model's process group as trainEpoch's options see it (world 0: none).
+struct GroupInfo {
+  int64_t rank = 0, world = 0;
+  bool sync_bn = false;
+};
+
+// `n` indices of `data`, for a model of `num_classes` classes and `in_channels` channels, in `group`.
 TrainConfig train_options(const Napi::Value& v, const std::string& what, const DataCore& data, int64_t n,
-                          int64_t num_classes, int64_t in_channels);
+                          int64_t num_classes, int64_t in_channels, const GroupInfo& group = {});
 
 // The pieces, for callers that train several models with one options object (trainMembers):
 // the accepted keys; every option but lr (no lrs, no last-batch check); the steps of `n` indices;
