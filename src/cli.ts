@@ -347,6 +347,9 @@ async function cmdInterpolate(argv: Record<string, unknown>): Promise<number> {
   const steps = Number(argv.steps);
   if (!Number.isInteger(steps) || steps < 2) throw new UsageError(`--steps must be an integer >= 2, got ${argv.steps}`);
   const config = dataConfig(argv, 'interpolate');
+  if (isMultiLabelDataset(config.data.dataset)) {
+    throw new ConfigError(`dataset '${config.data.dataset}' is multi-label; btm interpolate scores per-class recall of one label per image (btm eval takes multi-label data)`);
+  }
   const { train, test } = await loadImageSets(config.data, config.seed);
   const { counts } = longTailSplit(config.data, train);
   const [a, b] = await Promise.all([readCheckpoint(argv.a as string), readCheckpoint(argv.b as string)]);

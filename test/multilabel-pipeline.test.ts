@@ -150,6 +150,10 @@ describe('multi-label run (preset ml-btm, dataset mosaic)', () => {
     expect(sp.stdout).toContain(`400 images (the whole training set: a multi-label run takes no split), images containing each class: ${results.split.counts.join(' ')} -> ${splitFile}`);
     const splitLines = readFileSync(splitFile, 'utf8').trim().split('\n');
     expect(splitLines[0]).toMatch(/^# btm-split multi-label dataset=mosaic dataset_size=400 num_classes=10 samples=400 /);
+    // btm interpolate is single-label: refused by name, exit code 2
+    const interp = await btm('interpolate', r.checkpoint!, r.checkpoint!, ...mosaicFlags);
+    expect(interp.code).toBe(2);
+    expect(interp.stderr).toMatch(/^btm: dataset 'mosaic' is multi-label; btm interpolate scores per-class recall/);
     const train = loadMosaicSets(cfg.data).multiLabel.trainSets;
     expect(splitLines.slice(1)).toEqual(train.map((set, i) => `${i}\t${set.join(',')}`));
 
