@@ -15,6 +15,7 @@ import type { ImageSet } from './data/image-set.js';
 import { Dataset } from './dataset.js';
 import type { Device } from './device.js';
 import { summarize, type Summary } from './metrics.js';
+import { sigmoidScores, summarizeMultiLabel, topHitRate, type MultiLabelSummary } from './metrics-multilabel.js';
 import { ARCHS, Model, type Arch } from './model.js';
 import { preparePeftModel } from './lift.js';
 import { fiveCropEnsemble, TTA_MODES, type TtaMode } from './tta.js';
@@ -398,6 +399,34 @@ export async function evaluate(classifier: Classifier, set: ImageSet, opts: Eval
   if (o.tta === 'five-crop') checkTtaResize(fn, classifier.meta, o.ttaResize);
   const { preds } = o.tta === 'five-crop' ? await fiveCropOf(classifier, set, o) : await classifier.predict(set, { batchSize: o.batchSize });
   return summarize(set.labels, preds, classifier.meta.numClasses, o);
+}
+
+/** evaluateMultiLabel's result: the per-class AP metrics and the top-1 hit rate (the top-scored class is a label). */
+export type MultiLabelEvaluation = MultiLabelSummary & { topHitRate: number };
+
+/**
+ * Per-class average precision and its means, minimum and many / medium / few groups
+ * (summarizeMultiLabel) of a classifier on a multi-label image set: `targets` is the set's multi-hot
+ * labels, [set.n * numClasses] row-major 0/1 (multiHot); the scores are sigmoid(logits). Options as
+ * evaluate's, where trainCounts are the training images containing each class. Refuses, before any
+ * work, a set of another shape or class count and targets of another length.
+ */
+export async function evaluateMultiLabel(classifier: Classifier, set: ImageSet, targets: Uint8Array, opts: EvaluateOptions = {}): Promise<MultiLabelEvaluation> {
+  const fn = 'evaluateMultiLabel';
+  arg(fn, 'classifier', classifier, is.instance(Classifier));
+  arg(fn, 'set', set, LABELLED_SET);
+  arg(fn, 'targets', targets, is.instance(Uint8Array));
+  const o = arg(fn, 'options', opts, EVALUATE_OPTIONS);
+  checkCompatible(classifier.meta, set, { checkpoint: classifier.source });
+  const C = classifier.meta.numClasses;
+  if (targets.length !== set.n * C) throw new RangeError(`${fn}: targets has ${targets.length} entries, expected n * numClasses = ${set.n} * ${C}`);
+  if (o.trainCounts && o.trainCounts.length !== C) {
+    throw new RangeError(`${fn}: options.trainCounts has ${o.trainCounts.length} entries for ${C} classes`);
+  }
+  if (o.tta === 'five-crop') checkTtaResize(fn, classifier.meta, o.ttaResize);
+  const { logits } = o.tta === 'five-crop' ? await fiveCropOf(classifier, set, o) : await classifier.predict(set, { batchSize: o.batchSize, logits: true });
+  const scores = sigmoidScores(logits!);
+  return { ...summarizeMultiLabel(targets, scores, C, o), topHitRate: topHitRate(targets, scores, C) };
 }
 
 const FIVE_CROP_OPTIONS = is.options({ batchSize: is.optional(is.integer({ min: 1 })), ttaResize: is.optional(is.integer({ min: 1 })) });

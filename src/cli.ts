@@ -10,13 +10,15 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { saveState, readCheckpoint, type ModelMeta } from './checkpoint.js';
 import { formatPeft } from './lift.js';
-import { checkCompatible, evaluate, loadModel } from './classifier.js';
+import { checkCompatible, evaluate, evaluateMultiLabel, loadModel, type Classifier } from './classifier.js';
 import { defaultTtaResize } from './tta.js';
 import { hasBtmMetadata } from './checkpoint-import.js';
-import { ConfigError, DATASETS, parseConfig, type Config, type ConfigInput } from './config.js';
+import { ConfigError, DATASETS, isMultiLabelDataset, parseConfig, type Config, type ConfigInput } from './config.js';
 import type { ImageSet } from './data/image-set.js';
 import { interpolationSweep, mergeFiles } from './merge.js';
-import { loadImageSets, longTailSplit } from './pipeline/data.js';
+import { loadImageSets, loadMultiLabelSets, longTailSplit } from './pipeline/data.js';
+import { multiLabelCounts } from './data/multilabel-list.js';
+import { formatLabelSetLines } from './sampling/multilabel.js';
 import { checkpointInfo, runPipeline } from './pipeline/run.js';
 import { deepMerge, METHODS, presetConfig, SIZES, type Method, type Size } from './presets.js';
 import { formatRows, formatDuration, ProgressPrinter } from './cli/progress.js';
@@ -100,7 +102,11 @@ export function buildConfig(argv: Record<string, unknown>): ConfigInput {
  * passed to run and eval.
  */
 function dataConfig(argv: Record<string, unknown>, command: string, extra: string[] = []): Config {
-  const config = parseConfig(buildConfig(argv));
+  // these commands run no stage: a multi-label dataset's config is built on the ml-ce preset (BCE losses),
+  // not on btm's, whose single-label losses such a dataset refuses
+  const input = buildConfig(argv);
+  const dataset = (input.data as { dataset?: unknown } | undefined)?.dataset;
+  const config = parseConfig(typeof dataset === 'string' && isMultiLabelDataset(dataset) ? buildConfig({ ...argv, preset: 'ml-ce' }) : input);
   const unused = flagKeys(configFromFlags(argv)).filter((k) => !DATA_KEYS(k) && !extra.includes(k));
   if (unused.length) {
     process.stderr.write(`btm ${command}: not used here (it takes --data.*, --eval.*, --model.device, ${extra.map((k) => `--${k}, `).join('')}--seed, --threads): ${unused.map((k) => `--${k}`).join(' ')}\n`);
@@ -196,16 +202,11 @@ async function cmdEval(argv: Record<string, unknown>): Promise<number> {
   // --model.initFormat, and for a plain torchvision / timm state dict --model.arch: how the file is read
   const plain = !hasBtmMetadata(argv.checkpoint as string);
   const config = dataConfig(argv, 'eval', ['model.initFormat', ...(plain ? ['model.arch'] : [])]);
+  if (isMultiLabelDataset(config.data.dataset)) return evalMultiLabel(argv, config);
   const { train, test } = await loadImageSets(config.data, config.seed);
   const { counts } = longTailSplit(config.data, train);
-  // a plain torchvision / timm state dict (no btm-node metadata) is read as --model.arch, normalised as an explicit --data.normalize
-  const norm = typeof config.data.normalize === 'object' ? config.data.normalize : undefined;
-  const classifier = await loadModel(argv.checkpoint as string, {
-    device: config.model.device as Device, format: config.model.initFormat, arch: config.model.arch, imageSize: test.height, inChannels: test.channels,
-    ...(norm ? { normalize: norm } : {}),
-  });
+  const classifier = await loadEvalModel(argv, config, test);
   try {
-    checkFits(argv.checkpoint as string, classifier.meta, test);
     const s = await evaluate(classifier, test, {
       trainCounts: counts, manyThreshold: config.eval.manyThreshold, fewThreshold: config.eval.fewThreshold, batchSize: config.eval.batchSize,
       tta: config.eval.tta, ttaResize: config.eval.ttaResize,
@@ -221,6 +222,58 @@ async function cmdEval(argv: Record<string, unknown>): Promise<number> {
       if (config.eval.tta !== 'none') process.stdout.write(`five-crop test-time ensemble: crops of ${classifier.meta.imageSize}x${classifier.meta.imageSize} from images upscaled to ${config.eval.ttaResize ?? defaultTtaResize(classifier.meta.imageSize)}, logits averaged\n`);
       process.stdout.write(`accuracy ${formatPercent(s.accuracy)}  H-mean ${formatPercent(s.harmonicMean)}  G-mean ${formatPercent(s.geometricMean)}  ` +
         `lowest ${formatPercent(s.lowestRecall)}  many ${formatPercent(s.many?.recall)}  medium ${formatPercent(s.medium?.recall)}  few ${formatPercent(s.few?.recall)}\n`);
+    }
+    return 0;
+  } finally {
+    classifier.dispose();
+  }
+}
+
+/** The checkpoint of `btm eval` (a btm-node checkpoint, or a plain state dict read as --model.arch), for data of this shape. */
+async function loadEvalModel(argv: Record<string, unknown>, config: Config, test: ImageSet): Promise<Classifier> {
+  // a plain torchvision / timm state dict (no btm-node metadata) is read as --model.arch, normalised as an explicit --data.normalize
+  const norm = typeof config.data.normalize === 'object' ? config.data.normalize : undefined;
+  const classifier = await loadModel(argv.checkpoint as string, {
+    device: config.model.device as Device, format: config.model.initFormat, arch: config.model.arch, imageSize: test.height, inChannels: test.channels,
+    ...(norm ? { normalize: norm } : {}),
+  });
+  try {
+    checkFits(argv.checkpoint as string, classifier.meta, test);
+  } catch (e) {
+    classifier.dispose();
+    throw e;
+  }
+  return classifier;
+}
+
+/**
+ * `btm eval` on a multi-label dataset (mosaic, multilabel-list): per-class AP on the test set, its mean
+ * (mAP), harmonic and geometric means and minimum, many / medium / few mAP by the training images
+ * containing each class, and the top-1 hit rate: the metrics of a multi-label run's rows.
+ */
+async function evalMultiLabel(argv: Record<string, unknown>, config: Config): Promise<number> {
+  const { train, test, multiLabel } = await loadMultiLabelSets(config.data);
+  const counts = multiLabelCounts(multiLabel.trainSets, train.numClasses);
+  const classifier = await loadEvalModel(argv, config, test);
+  try {
+    const s = await evaluateMultiLabel(classifier, test, multiLabel.testTargets, {
+      trainCounts: counts, manyThreshold: config.eval.manyThreshold, fewThreshold: config.eval.fewThreshold, batchSize: config.eval.batchSize,
+      tta: config.eval.tta, ttaResize: config.eval.ttaResize,
+    });
+    if (argv.json) {
+      // NaN (a class without a test positive) is written as null
+      process.stdout.write(JSON.stringify(s, (_, v) => (typeof v === 'number' && Number.isNaN(v) ? null : v), 2) + '\n');
+    } else {
+      const names = test.classNames ?? s.perClassAP.map((_, c) => String(c));
+      const testCounts = multiLabelCounts(multiLabel.testSets, test.numClasses);
+      process.stdout.write(formatTable(
+        [{ key: 'cls', header: 'class', align: 'left' }, { key: 'n', header: 'train images' }, { key: 't', header: 'test positives' }, { key: 'ap', header: 'AP', format: (v) => formatPercent(v) }],
+        names.map((cls, c) => ({ cls, n: counts[c], t: testCounts[c], ap: s.perClassAP[c] })),
+      ) + '\n\n');
+      if (config.eval.tta !== 'none') process.stdout.write(`five-crop test-time ensemble: crops of ${classifier.meta.imageSize}x${classifier.meta.imageSize} from images upscaled to ${config.eval.ttaResize ?? defaultTtaResize(classifier.meta.imageSize)}, logits averaged\n`);
+      process.stdout.write(`mAP ${formatPercent(s.mAP)}  H-AP ${formatPercent(s.harmonicMean)}  G-AP ${formatPercent(s.geometricMean)}  ` +
+        `min AP ${formatPercent(s.lowestAP)}  many ${formatPercent(s.many?.mAP)}  medium ${formatPercent(s.medium?.mAP)}  few ${formatPercent(s.few?.mAP)}  ` +
+        `top-1 hit ${formatPercent(s.topHitRate)}\n`);
     }
     return 0;
   } finally {
@@ -251,6 +304,17 @@ async function cmdMerge(argv: Record<string, unknown>): Promise<number> {
 
 async function cmdSplit(argv: Record<string, unknown>): Promise<number> {
   const config = dataConfig(argv, 'split');
+  if (isMultiLabelDataset(config.data.dataset)) {
+    // no split: a multi-label run trains on its whole (generated or listed) training set; this lists it
+    const { train, multiLabel } = await loadMultiLabelSets(config.data);
+    const counts = multiLabelCounts(multiLabel.trainSets, train.numClasses);
+    const all = Int32Array.from({ length: train.n }, (_, i) => i);
+    await writeFileAtomic(argv.out as string,
+      `# btm-split multi-label dataset=${config.data.dataset} dataset_size=${train.n} num_classes=${train.numClasses} samples=${train.n}` +
+      ` (the whole training set: multi-label runs take no split file; lines: <index><TAB><labels>)\n` + formatLabelSetLines(all, multiLabel.trainSets));
+    process.stdout.write(`${train.n} images (the whole training set: a multi-label run takes no split), images containing each class: ${counts.join(' ')} -> ${argv.out}\n`);
+    return 0;
+  }
   const { train } = await loadImageSets(config.data, config.seed);
   const { split, counts } = longTailSplit(config.data, train);
   await writeFileAtomic(argv.out as string, formatSplitList(split, train.labels, {
@@ -284,6 +348,9 @@ async function cmdInterpolate(argv: Record<string, unknown>): Promise<number> {
   const steps = Number(argv.steps);
   if (!Number.isInteger(steps) || steps < 2) throw new UsageError(`--steps must be an integer >= 2, got ${argv.steps}`);
   const config = dataConfig(argv, 'interpolate');
+  if (isMultiLabelDataset(config.data.dataset)) {
+    throw new ConfigError(`dataset '${config.data.dataset}' is multi-label; btm interpolate scores per-class recall of one label per image (btm eval takes multi-label data)`);
+  }
   const { train, test } = await loadImageSets(config.data, config.seed);
   const { counts } = longTailSplit(config.data, train);
   const [a, b] = await Promise.all([readCheckpoint(argv.a as string), readCheckpoint(argv.b as string)]);
@@ -435,7 +502,7 @@ export async function main(args: string[]): Promise<number> {
           '--no-dist.syncBatchNorm: each rank\'s part' })
         .epilog(`Every config key is also a flag (a JSON value for a loss: --posttrain.loss '{"type":"las"}'); btm config shows the values a ` +
           `preset and flags give. Datasets: ${DATASETS.join(', ')}.\n\n` + keyHelp()), wrap(cmdRun))
-    .command('eval <checkpoint>', "evaluate a checkpoint on the configured dataset's test set", (y) =>
+    .command('eval <checkpoint>', "evaluate a checkpoint on the configured dataset's test set (per-class recall; per-class AP on a multi-label dataset)", (y) =>
       fileOptions(y).positional('checkpoint', { type: 'string', demandOption: true, describe: 'a btm-node .safetensors checkpoint' })
         .epilog(dataEpilog('eval')), wrap(cmdEval))
     .command('merge <checkpoints..>', 'average checkpoints (streaming, one in memory at a time)', (y) =>
@@ -443,7 +510,7 @@ export async function main(args: string[]): Promise<number> {
         .option('out', { type: 'string', demandOption: true, describe: 'output .safetensors' })
         .option('weights', { type: 'string', describe: 'comma-separated weights, one per checkpoint, finite and >= 0, not all 0 (default uniform)' })
         .strict(), wrap(cmdMerge))
-    .command('split', 'write a long-tailed split list of the configured dataset', (y) =>
+    .command('split', 'write a long-tailed split list of the configured dataset (multi-label: its whole training set with label sets)', (y) =>
       fileOptions(y).option('out', { type: 'string', demandOption: true, describe: 'output list file' }).epilog(dataEpilog('split')), wrap(cmdSplit))
     .command('interpolate <a> <b>', '(1 - lambda) a + lambda b for lambda in [0, 1], each evaluated on the test set (figures 1-2)', (y) =>
       fileOptions(y).positional('a', { type: 'string', demandOption: true }).positional('b', { type: 'string', demandOption: true })

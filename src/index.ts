@@ -22,8 +22,8 @@ export { INIT_FORMATS, TIMM_VIT_NAMES, detectLayout, type InitFormat } from './c
 export { StateAccumulator, mergeFiles, adaptiveWeights, greedySoup, interpolate, interpolationSweep } from './merge.js';
 
 // Using a trained model.
-export { loadModel, evaluate, predictFiveCrop, Classifier, checkCompatible, DEFAULT_MAX_BATCH } from './classifier.js';
-export type { PredictOptions, Prediction, ClassifierOptions, EvaluateOptions, LoadModelOptions } from './classifier.js';
+export { loadModel, evaluate, evaluateMultiLabel, predictFiveCrop, Classifier, checkCompatible, DEFAULT_MAX_BATCH } from './classifier.js';
+export type { PredictOptions, Prediction, ClassifierOptions, EvaluateOptions, LoadModelOptions, MultiLabelEvaluation } from './classifier.js';
 export { evaluateFiveCrop, fiveCrops, defaultTtaResize, TTA_MODES, type TtaMode } from './tta.js';
 
 // Data.

@@ -25,6 +25,15 @@ const root = mkdtempSync(join(tmpdir(), 'btm-mllist-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 
+/** The btm command line (dist, compiled by the global setup). */
+function btmCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
 const C = 6;
 /** 2x2 mosaics (16x16, one channel) of 8x8 grid-task items, long-tailed per cell (train) or balanced (test). */
 const trainSet = makeMosaicSet(gridTask({ n: 120, numClasses: C, size: 8, seed: 1 }), { n: 160, imbalanceFactor: 8, seed: 3 });
@@ -115,6 +124,27 @@ describe("dataset 'multilabel-list'", () => {
     model.dispose();
     ds.dispose();
 
+    // btm eval (no --preset: the data commands build a multi-label config on BCE losses) gives the last
+    // row; a bad test list is refused there as in btm run; btm split lists the training list
+    const listFlags = ['--data.dataset', 'multilabel-list', '--data.trainList', join(root, 'train.txt'), '--data.testList', join(root, 'test.txt'),
+      '--data.root', root, '--data.imageSize', '16', '--data.channels', '1'];
+    const ev = await btmCli('eval', r.checkpoint!, '--json', ...listFlags);
+    expect(ev.stderr).toBe('');
+    expect(ev.code).toBe(0);
+    const e = JSON.parse(ev.stdout);
+    e.perClassAP.forEach((ap: number, c: number) => expect(ap).toBeCloseTo(s.perClassAP[c], 6));
+    expect(e.harmonicMean).toBeCloseTo(r.rows.at(-1)!.harmonicMean, 6);
+    expect(e.numSamples).toBe(testSet.n);
+    const bad = list('eval-bad.txt', testText.replace(/\t.*\n/, '\t0,9\n'));
+    const evBad = await btmCli('eval', r.checkpoint!, ...listFlags.slice(0, 5), bad, ...listFlags.slice(6));
+    expect(evBad.code).not.toBe(0);
+    expect(evBad.stderr).toMatch(/^btm: .*eval-bad\.txt:1: label 9 out of range for 6 classes/);
+    const splitFile = join(root, 'list-split.txt');
+    const sp = await btmCli('split', '--out', splitFile, ...listFlags);
+    expect(sp.code).toBe(0);
+    expect(sp.stdout).toMatch(new RegExp(`^${trainSet.n} images .*images containing each class: ${counts.join(' ')} -> `));
+    expect(readFileSync(splitFile, 'utf8').trim().split('\n').slice(1)).toEqual(trainSet.labels.map((set, i) => `${i}\t${set.join(',')}`));
+
     // BTM subsets: indices into the training list with its label sets, N_C positives of each class
     const lines = readFileSync(join(r.dir, 'btm', 'subset-0.txt'), 'utf8').trim().split('\n');
     for (const l of lines) expect(l.split('\t')[1]).toBe(trainSet.labels[Number(l.split('\t')[0])].join(','));
@@ -123,12 +153,12 @@ describe("dataset 'multilabel-list'", () => {
     }
   });
 
-  it("data.numClasses sets the class count of dataset 'list' too; btm eval / split's readers refuse a multi-label set", async () => {
+  it("data.numClasses sets the class count of dataset 'list' too; the single-label readers refuse a multi-label set", async () => {
     const single = list('single.txt', trainText.replace(/\t(\d+)[^\n]*/g, ' $1'));
     const cfg = (numClasses: number) => parseConfig(tinyConfig('x', { data: { ...data({ dataset: 'list', trainList: single, testList: single, numClasses }), imbalanceFactor: 1 }, pipeline: ['pretrain'], pretrain: { ...tinyConfig('x').pretrain, loss: { type: 'ce' } } }));
     expect((await loadImageSets(cfg(9).data, 0)).train.numClasses).toBe(9);
     await expect(loadImageSets(cfg(2).data, 0)).rejects.toThrow(/single\.txt:\d+: label [2-5] is outside \[0, 2\)/);
-    await expect(loadImageSets(parseConfig(tinyConfig('x')).data, 0)).rejects.toThrow(/dataset 'multilabel-list' is multi-label: only `btm run` takes it/);
+    await expect(loadImageSets(parseConfig(tinyConfig('x')).data, 0)).rejects.toThrow(/dataset 'multilabel-list' is multi-label: its images have label sets, not one label \(read it with loadMultiLabelSets/);
   });
 
   describe('bad input is refused before the run directory is written, naming the file, line and value', () => {

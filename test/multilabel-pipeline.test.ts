@@ -1,12 +1,15 @@
 // Multi-label end to end: the ml-btm preset on a mosaic set made from a small IDX pair laid out as
 // Fashion-MNIST (pretrain with BCE -> BTM on per-class positive subsets -> class-aware post-training),
 // per-class AP rows recomputed from the saved checkpoint; the samplers and the BCE loss options.
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../src/checkpoint.js';
+import { evaluateMultiLabel, loadModel } from '../src/classifier.js';
 import { parseConfig } from '../src/config.js';
 import { gridTask } from '../src/data/synthetic.js';
 import { Dataset } from '../src/dataset.js';
@@ -21,6 +24,16 @@ import { multiLabelBtmSubsets, positivesByClass } from '../src/sampling/multilab
 
 const root = mkdtempSync(join(tmpdir(), 'btm-multilabel-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
+const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+/** The btm command line (dist, compiled by the global setup). */
+function btm(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
 
 /** An IDX pair per split in the Fashion-MNIST layout: 10 classes of 8x8 grid-task images. */
 function fakeFashionMnist(dir: string): string {
@@ -94,8 +107,57 @@ describe('multi-label run (preset ml-btm, dataset mosaic)', () => {
     model.dispose();
     ds.dispose();
 
-    // each BTM subset holds at least min(N_C, positives) images of every class, each image once
+    // btm eval on the same mosaic flags: the run's last row (per-class AP, its means, groups, top-1 hit)
+    const mosaicFlags = ['--data.dataset', 'mosaic', '--data.dir', fmnist, '--data.imbalanceFactor', '10',
+      '--data.mosaic.trainSize', '400', '--data.mosaic.testSize', '200', '--data.mosaic.seed', '1'];
+    const ev = await btm('eval', r.checkpoint!, '--json', ...mosaicFlags);
+    expect(ev.stderr).toBe('');
+    expect(ev.code).toBe(0);
+    const e = JSON.parse(ev.stdout);
+    expect(e.perClassAP).toHaveLength(10);
+    e.perClassAP.forEach((ap: number, c: number) => expect(ap).toBeCloseTo(post.perClassRecall[c], 6));
+    expect(e.mAP).toBeCloseTo(post.arithmeticMean, 6);
+    expect(e.harmonicMean).toBeCloseTo(post.harmonicMean, 6);
+    expect(e.geometricMean).toBeCloseTo(post.geometricMean, 6);
+    expect(e.lowestAP).toBeCloseTo(post.lowestRecall, 6);
+    expect(e.topHitRate).toBeCloseTo(post.accuracy, 6);
+    for (const g of ['many', 'medium', 'few'] as const) {
+      if (post[g] === null) expect(e[g]).toBeNull();
+      else expect(e[g].mAP).toBeCloseTo(post[g]!, 6);
+    }
+    const words = await btm('eval', r.checkpoint!, ...mosaicFlags, '--pretrain.epochs', '4');
+    expect(words.code).toBe(0);
+    expect(words.stderr).toMatch(/^btm eval: not used here .*: --pretrain\.epochs/);
+    expect(words.stdout).toMatch(/^class +train images +test positives +AP$/m);
+    expect(words.stdout).toContain(`mAP ${(100 * post.arithmeticMean).toFixed(2)}%  H-AP ${(100 * post.harmonicMean).toFixed(2)}%`);
+    // another mosaic test set (seed) is another evaluation, of the same model
+    const other = await btm('eval', r.checkpoint!, '--json', ...mosaicFlags.slice(0, -1), '2');
+    expect(other.code).toBe(0);
+    expect(JSON.parse(other.stdout).mAP).not.toBeCloseTo(post.arithmeticMean, 6);
+
+    // the library's evaluateMultiLabel: the same numbers; targets of another length are refused
+    const classifier = await loadModel(r.checkpoint!);
+    const lib = await evaluateMultiLabel(classifier, test, multiLabel.testTargets, { trainCounts: results.split.counts });
+    lib.perClassAP.forEach((ap, c) => expect(ap).toBeCloseTo(s.perClassAP[c], 6));
+    expect(lib.topHitRate).toBeCloseTo(post.accuracy, 12);
+    await expect(evaluateMultiLabel(classifier, test, multiLabel.testTargets.subarray(10))).rejects.toThrow(/evaluateMultiLabel: targets has 1990 entries, expected n \* numClasses = 200 \* 10/);
+    classifier.dispose();
+
+    // btm split lists the whole generated training set with its label sets and the per-class counts
+    const splitFile = join(root, 'mosaic-split.txt');
+    const sp = await btm('split', '--out', splitFile, ...mosaicFlags);
+    expect(sp.code).toBe(0);
+    expect(sp.stdout).toContain(`400 images (the whole training set: a multi-label run takes no split), images containing each class: ${results.split.counts.join(' ')} -> ${splitFile}`);
+    const splitLines = readFileSync(splitFile, 'utf8').trim().split('\n');
+    expect(splitLines[0]).toMatch(/^# btm-split multi-label dataset=mosaic dataset_size=400 num_classes=10 samples=400 /);
+    // btm interpolate is single-label: refused by name, exit code 2
+    const interp = await btm('interpolate', r.checkpoint!, r.checkpoint!, ...mosaicFlags);
+    expect(interp.code).toBe(2);
+    expect(interp.stderr).toMatch(/^btm: dataset 'mosaic' is multi-label; btm interpolate scores per-class recall/);
     const train = loadMosaicSets(cfg.data).multiLabel.trainSets;
+    expect(splitLines.slice(1)).toEqual(train.map((set, i) => `${i}\t${set.join(',')}`));
+
+    // each BTM subset holds at least min(N_C, positives) images of every class, each image once
     const lines = readFileSync(join(r.dir, 'btm', 'subset-0.txt'), 'utf8').trim().split('\n');
     const idx = lines.map((l) => Number(l.split('\t')[0]));
     expect(new Set(idx).size).toBe(idx.length);

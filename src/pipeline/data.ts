@@ -81,7 +81,14 @@ export async function loadMultiLabelListSets(d: Config['data']): Promise<{ train
   };
 }
 
-/** Reads the configured dataset (train and test sets). */
+/** The sets of a multi-label dataset ('mosaic' or 'multilabel-list'), for btm run, eval and split. */
+export async function loadMultiLabelSets(d: Config['data']): Promise<{ train: ImageSet; test: ImageSet; multiLabel: MultiLabelData }> {
+  if (d.dataset === 'mosaic') return loadMosaicSets(d);
+  if (d.dataset === 'multilabel-list') return loadMultiLabelListSets(d);
+  throw new Error(`dataset '${d.dataset}' is single-label (multi-label datasets: 'mosaic', 'multilabel-list')`);
+}
+
+/** Reads the configured single-label dataset (train and test sets). */
 export async function loadImageSets(d: Config['data'], seed: number): Promise<{ train: ImageSet; test: ImageSet }> {
   switch (d.dataset) {
     case 'fashion-mnist':
@@ -109,8 +116,8 @@ export async function loadImageSets(d: Config['data'], seed: number): Promise<{ 
     }
     case 'mosaic':
     case 'multilabel-list':
-      // the single-label readers' callers (btm eval, btm split) need one label per image
-      throw new Error(`dataset '${d.dataset}' is multi-label: only \`btm run\` takes it (btm eval / split / the library's single-label readers do not)`);
+      // the callers here need one label per image; btm run / eval / split read label sets with loadMultiLabelSets
+      throw new Error(`dataset '${d.dataset}' is multi-label: its images have label sets, not one label (read it with loadMultiLabelSets, not the single-label readers)`);
     case 'synthetic': {
       const s = d.synthetic;
       const task = (perClass: number, offset: number) => gridTask({ n: perClass * s.numClasses, numClasses: s.numClasses, size: s.size, seed: seed * 2 + offset });
@@ -217,7 +224,7 @@ async function loadMultiLabelRunData(cfg: Config): Promise<RunData> {
   if (d.splitFile) {
     throw new Error(`data.splitFile: dataset '${d.dataset}' is multi-label; its training set (${d.dataset === 'mosaic' ? 'generated long-tailed' : 'data.trainList'}) is used as a whole and takes no split file`);
   }
-  const { train, test, multiLabel } = d.dataset === 'mosaic' ? loadMosaicSets(d) : await loadMultiLabelListSets(d);
+  const { train, test, multiLabel } = await loadMultiLabelSets(d);
   const split = Int32Array.from({ length: train.n }, (_, i) => i);
   const counts = multiLabelCounts(multiLabel.trainSets, train.numClasses);
   const missing = counts.flatMap((n, c) => (n === 0 ? [c] : []));

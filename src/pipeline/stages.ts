@@ -20,7 +20,7 @@ import { allreduceMerge } from '../distributed/merge.js';
 import { lossOptions } from './losses.js';
 import { rowFromMultiLabel, rowFromSummary, validationFromSummary, type ResultRow } from './run-state.js';
 import { sigmoidScores, summarizeMultiLabel, topHitRate } from '../metrics-multilabel.js';
-import { multiLabelBtmSubsets, positivesByClass } from '../sampling/multilabel.js';
+import { formatLabelSetLines, multiLabelBtmSubsets, positivesByClass } from '../sampling/multilabel.js';
 import { btmFineTunesBatched } from './btm-batched.js';
 import { runEpochs, type EpochLoop } from './trainer.js';
 import type { MoreConfig } from '../more.js';
@@ -208,7 +208,7 @@ export async function btm(ctx: StageContext): Promise<void> {
     scoreOfResult(await model.evaluate(ctx.trainSet, { indices: validation, batchSize: ctx.config.eval.batchSize, normalize: data.normalize, logits: multi !== undefined }));
   const startMember = async (k: number) => {
     await writeFile(run.path('btm', `subset-${k}.txt`), multi
-      ? Array.from(subsets[k], (i) => `${i}\t${multi.trainSets[i].join(',')}\n`).join('')
+      ? formatLabelSetLines(subsets[k], multi.trainSets)
       : formatSplitList(subsets[k], data.train.labels, { numClasses, seed: ctx.config.seed, profile: 'exp', imbalanceFactor: 1 }));
     ctx.emit({ type: 'step', step: `btm-${k}`, stage: 'btm', message: `BTM fine-tune ${k + 1}/${subsets.length} on ${subsets[k].length} images, ${c.epochs} epochs` });
   };

@@ -60,3 +60,11 @@ export function multiLabelBtmSubsets(byClass: readonly ArrayLike<number>[], opts
 export function positiveCounts(indices: ArrayLike<number>, labelSets: readonly (readonly number[])[], numClasses: number): number[] {
   return positivesByClass(indices, labelSets, numClasses).map((l) => l.length);
 }
+
+/**
+ * Images of a multi-label set as text, one `<index>\t<label>,<label>,...` line each in the order of
+ * `indices` (BTM's btm/subset-k.txt; `btm split` on a multi-label dataset, after a header comment).
+ */
+export function formatLabelSetLines(indices: ArrayLike<number>, labelSets: readonly (readonly number[])[]): string {
+  return Array.from(indices, (i) => `${i}\t${labelSets[i].join(',')}\n`).join('');
+}
