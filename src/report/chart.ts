@@ -439,7 +439,7 @@ function layoutBarChart(opts: BarChartOptions): Layout {
   });
   percentAxis(shapes, { pad, plotLeft, plotRight, plotTop, plotBottom }, yOf, opts.yLabel ?? 'Recall / accuracy (mean +/- std over runs)');
   // a value label fits across its bar, or is written upwards above it
-  const upright = series.every((s) => s.values.every((v) => textWidth(pct(v.mean)) <= barW + 4));
+  const upright = series.every((s) => s.values.every((v) => textWidth(pct(v.mean)) <= barW - 2));
   series.forEach((s, j) => {
     const color = PALETTE[j % PALETTE.length];
     s.values.forEach((v, g) => {
