@@ -70,7 +70,7 @@ describe('config errors name the key and the allowed values', () => {
     // btm.trainable 'last-block' (a ResNet's last residual stage + fc): no such stage in a ViT; a bad value is named
     expect(parseConfig(deepMerge(base, { btm: { trainable: 'last-block' } })).btm.trainable).toBe('last-block');
     expect(errorOf({ model: { arch: 'vit_mini_p4' }, btm: { trainable: 'last-block' } })).toMatch(/config\.btm\.trainable: 'last-block' trains a ResNet's last residual stage; model\.arch 'vit_mini_p4' has none/);
-    expect(errorOf({ btm: { trainable: 'last-stage' } })).toMatch(/config\.btm\.trainable: .*'last-block'.*, got "last-stage"/);
+    expect(errorOf({ btm: { trainable: 'last-stage' } })).toMatch(/config\.btm\.trainable: .*"last-block".*got "last-stage"/);
   });
   it('lists every problem at once', () => {
     const msg = errorOf({ pretrain: { epochs: -1 }, btm: { momentum: 2 } });

@@ -117,7 +117,7 @@ describe('what trains', () => {
     const params = new Set(model.gradients().map((g) => g.name));
     // the trained set is exactly the last stage's parameters and fc's
     expect([...params].every(inside)).toBe(true);
-    expect(params.has('fc.weight') && params.has(`${stage}0.conv1.weight`) && params.has(`${stage}1.bn2.weight`)).toBe(true);
+    expect(params.has('fc.weight') && params.has(`${stage}0.conv1.weight`) && params.has(`${stage}0.bn2.weight`)).toBe(true);
     let moved = 0, kept = 0;
     for (const e of after) {
       if (!inside(e.name)) {
