@@ -10,8 +10,9 @@
 
 namespace btm {
 
-// Peft: the head and what the attached PEFT modules choose (models/peft.h)
-enum class Trainable { All, Classifier, Backbone, Peft };
+// Peft: the head and what the attached PEFT modules choose (models/peft.h); LastBlock: the last residual
+// stage and the head (the official BTM Places-LT recipe), the BatchNorm statistics before it frozen
+enum class Trainable { All, Classifier, Backbone, Peft, LastBlock };
 enum class Amp { None, BF16, FP16 };
 enum class LossKind { SoftTargetCE, GML, BCE };
 

@@ -6,21 +6,30 @@
 # set. Re-running skips finished runs and resumes interrupted ones. Then the tables (test and validation).
 #
 #   bash scripts/many-class.sh [--fmnist] [--seeds "0 1 2"] [--runs DIR] [--classes K] [--train N]
-#        [--test N] [--val V] [--if IF] [--epochs E] [--btm-epochs E] [--lift] [--more] [--ablation]
-#        [-- extra btm run flags]
+#        [--test N] [--val V] [--if IF] [--image-size S] [--epochs E] [--btm-epochs E] [--lift] [--more]
+#        [--ablation | --paper-ablations [--parts "merges trainable grid"]] [-- extra btm run flags]
 #
 # --ablation: instead, on the first seed's shared pre-training, the BTM merge (pretrain -> btm, no
 # post-train, no per-fine-tune rows) with the fine-tune learning rate swept (0.001, 0.003, 0.01, 0.03)
-# and what the fine-tunes train (backbone, classifier; at lr 0.01); tabled on the validation split
-# (choose there) and on the test set.
+# and what the fine-tunes train (last-block, backbone, classifier; at lr 0.01); tabled on the validation
+# split (choose there) and on the test set.
+#
+# --paper-ablations: the paper's tables 6 and 7 from each seed's ONE shared pre-training (ce-s<seed>),
+# pretrain -> btm only (--pipeline '["btm"]' --model.init, no post-train, no per-fine-tune rows): the merge
+# strategies (uniform, adaptive-hmean/-gmean, greedy-hmean/-gmean) at N_D = 10, N_C = 10 (runs
+# merge-<strategy>-s<seed>; the uniform one is nd10-nc10-s<seed>), and N_D x N_C for N_D in {2, 4, 10, 20},
+# N_C in {5, 10, 20} (runs nd<N_D>-nc<N_C>-s<seed>, uniform merge), and what the fine-tunes train at
+# N_D = N_C = 10 (runs trainable-<t>-s<seed> for t in $TRAINABLE, default "last-block backbone classifier");
+# tables on the validation split and the test set, and plots (btm plot) into <runs>/plots/. --parts runs
+# (and tables) only the parts named, e.g. --parts grid.
 #
 # Defaults (kanji): 300 classes, 300 training / 30 test images per class, 20 per class held out for
 # validation, IF 100, 25 pre-training epochs, 5 BTM epochs per fine-tune (a subset holds 10 images of
 # each of the classes: 3000 images). Fashion-MNIST: IF 1000, the cpu preset's BTM (30 epochs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATASET=kanji; SEEDS="0 1 2"; RUNS=""; K=300; TRAIN=300; TEST=30; VAL=20; IF=""; EPOCHS=25; BTM_EPOCHS=""
-LIFT=0; MORE=0; ABLATION=0; EXTRA=()
+DATASET=kanji; SEEDS="0 1 2"; RUNS=""; K=300; TRAIN=300; TEST=30; VAL=20; IF=""; EPOCHS=25; BTM_EPOCHS=""; SIZE=32
+LIFT=0; MORE=0; ABLATION=0; PAPER=0; PARTS="merges trainable grid"; EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --fmnist) DATASET=fashion-mnist ;;
@@ -31,11 +40,14 @@ while [ $# -gt 0 ]; do
     --test) TEST=$2; shift ;;
     --val) VAL=$2; shift ;;
     --if) IF=$2; shift ;;
+    --image-size) SIZE=$2; shift ;;
     --epochs) EPOCHS=$2; shift ;;
     --btm-epochs) BTM_EPOCHS=$2; shift ;;
     --lift) LIFT=1 ;;
     --more) MORE=1 ;;
     --ablation) ABLATION=1 ;;
+    --paper-ablations) PAPER=1 ;;
+    --parts) PARTS=$2; shift ;;
     --) shift; EXTRA=("$@"); break ;;
     *) echo "many-class.sh: unknown argument '$1' (see the comment at the top of $0)" >&2; exit 2 ;;
   esac
@@ -43,7 +55,7 @@ while [ $# -gt 0 ]; do
 done
 if [ "$DATASET" = kanji ]; then
   RUNS=${RUNS:-runs-kanji}; IF=${IF:-100}; BTM_EPOCHS=${BTM_EPOCHS:-5}
-  DATA=(--data.dataset kanji --data.kanji.numClasses "$K" --data.kanji.trainPerClass "$TRAIN" --data.kanji.testPerClass "$TEST")
+  DATA=(--data.dataset kanji --data.kanji.numClasses "$K" --data.kanji.trainPerClass "$TRAIN" --data.kanji.testPerClass "$TEST" --data.kanji.size "$SIZE")
 else
   RUNS=${RUNS:-runs-fmnist-if1000}; IF=${IF:-1000}; BTM_EPOCHS=${BTM_EPOCHS:-30}
   DATA=(--data.dataset fashion-mnist)
@@ -66,12 +78,60 @@ if [ "$ABLATION" = 1 ]; then
   s=${SEEDS%% *}
   run "ce-s$s" --preset ce --seed "$s"
   abl() { local name=$1; shift; run "$name-s$s" --preset btm --pipeline '["pretrain","btm"]' --btm.evalEach false --seed "$s" --model.init "$RUNS/ce-s$s/pretrain.safetensors" "$@"; }
-  for lr in 0.01 0.003 0.03 0.001; do abl "merge-all-lr$lr" --btm.lr "$lr"; done
-  for t in backbone classifier; do abl "merge-$t-lr0.01" --btm.trainable "$t"; done
-  dirs=("$RUNS/ce-s$s"); for n in all-lr0.001 all-lr0.003 all-lr0.01 all-lr0.03 backbone-lr0.01 classifier-lr0.01; do dirs+=("$RUNS/merge-$n-s$s"); done
+  abl merge-all-lr0.01 --btm.lr 0.01
+  for t in last-block backbone classifier; do abl "merge-$t-lr0.01" --btm.trainable "$t"; done
+  for lr in 0.003 0.03 0.001; do abl "merge-all-lr$lr" --btm.lr "$lr"; done
+  dirs=("$RUNS/ce-s$s"); for n in all-lr0.001 all-lr0.003 all-lr0.01 all-lr0.03 backbone-lr0.01 classifier-lr0.01 last-block-lr0.01; do dirs+=("$RUNS/merge-$n-s$s"); done
   for set in val test; do
     echo; echo "## $set set"
     $BTM report "${dirs[@]}" --markdown --set "$set" --rows '^(?!initial model$)'
+  done
+  exit 0
+fi
+
+if [ "$PAPER" = 1 ]; then
+  STRATEGIES=(adaptive-hmean adaptive-gmean greedy-hmean greedy-gmean); TRAINABLE=${TRAINABLE:-last-block backbone classifier}
+  has() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
+  for s in $SEEDS; do
+    run "ce-s$s" --preset ce --seed "$s"
+    cell() { local name=$1; shift; run "$name-s$s" --preset btm --pipeline '["btm"]' --btm.evalEach false --seed "$s" --model.init "$RUNS/ce-s$s/pretrain.safetensors" "$@"; }
+    # table 6 first (N_D = N_C = 10; its uniform merge is also a cell of table 7), then table 7
+    cell nd10-nc10 --btm.numSubsets 10 --btm.perClass 10
+    if has merges; then for m in "${STRATEGIES[@]}"; do cell "merge-$m" --btm.numSubsets 10 --btm.perClass 10 --btm.merge "$m"; done; fi
+    # what the fine-tunes train, at N_D = N_C = 10 (the whole model: nd10-nc10)
+    if has trainable; then for t in $TRAINABLE; do cell "trainable-$t" --btm.numSubsets 10 --btm.perClass 10 --btm.trainable "$t"; done; fi
+    if has grid; then for nc in 5 10 20; do for nd in 2 4 10 20; do cell "nd$nd-nc$nc" --btm.numSubsets "$nd" --btm.perClass "$nc"; done; done; fi
+  done
+  merges=(); grid=(); trainables=()
+  for s in $SEEDS; do
+    merges+=("$RUNS/nd10-nc10-s$s"); for m in "${STRATEGIES[@]}"; do merges+=("$RUNS/merge-$m-s$s"); done
+    trainables+=("$RUNS/ce-s$s" "$RUNS/nd10-nc10-s$s"); for t in $TRAINABLE; do trainables+=("$RUNS/trainable-$t-s$s"); done
+    for nc in 5 10 20; do for nd in 2 4 10 20; do grid+=("$RUNS/nd$nd-nc$nc-s$s"); done; done
+  done
+  mkdir -p "$RUNS/plots"
+  for set in val test; do
+    if has merges; then
+      echo; echo "## $set set: merge strategies (N_D = N_C = 10)"
+      $BTM report "${merges[@]}" --markdown --set "$set" --rows '^BTM merged'
+      $BTM plot bars "${merges[@]}" --rows '^BTM merged' --set "$set" --metrics harmonicMean,geometricMean,lowestRecall,accuracy,few --out "$RUNS/plots/merge-strategies-$set.svg" \
+        --title "Merge strategies (N_D = N_C = 10), $set set"
+    fi
+    if has trainable; then
+      echo; echo "## $set set: what the fine-tunes train (N_D = N_C = 10; nd10-nc10: the whole model)"
+      $BTM report "${trainables[@]}" --markdown --set "$set" --rows '^(pre-train|BTM merged)'
+      $BTM plot bars "${trainables[@]}" --rows '^(pre-train|BTM merged)' --set "$set" --metrics harmonicMean,geometricMean,lowestRecall,accuracy,few --out "$RUNS/plots/trainable-$set.svg" \
+        --title "What the fine-tunes train (N_D = N_C = 10; nd10-nc10 = all), $set set"
+    fi
+    if has grid; then
+      echo; echo "## $set set: N_D x N_C (uniform merge)"
+      $BTM report "${grid[@]}" --markdown --set "$set" --rows '^BTM merged'
+      for metric in harmonicMean geometricMean accuracy few; do
+        case $metric in harmonicMean) label=H-mean ;; geometricMean) label=G-mean ;; few) label="few-shot recall" ;; *) label=$metric ;; esac
+        $BTM plot grid "${grid[@]}" --rows '^BTM merged' --set "$set" --metric "$metric" --grid 'nd(\d+)-nc(\d+)' \
+          --x "N_D (fine-tunes merged)" --y "N_C (images per class)" --out "$RUNS/plots/nd-nc-$metric-$set.svg" \
+          --title "N_D x N_C: $label, $set set"
+      done
+    fi
   done
   exit 0
 fi

@@ -26,7 +26,8 @@ import { formatConfigKeys } from './cli/config-help.js';
 import { formatSplitList } from './sampling/longtail.js';
 import { formatPercent, formatTable } from './report/table.js';
 import { aggregateRuns, formatAggregate, formatCurves, readRuns, type EvalSet } from './report/aggregate.js';
-import { curveChartPng, curveChartSvg, interpolationSeries } from './report/chart.js';
+import { barChartPng, barChartSvg, curveChartPng, curveChartSvg, gridChartPng, gridChartSvg, interpolationSeries } from './report/chart.js';
+import { barChartOf, DEFAULT_BAR_METRICS, gridChartOf, parseMetrics, PlotError, selectRows } from './report/plot.js';
 import { readMetrics } from './pipeline/run-state.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { defaultKanjiDir, writeKanjiDataset } from './data/kanji.js';
@@ -417,6 +418,40 @@ async function cmdReport(argv: Record<string, unknown>): Promise<number> {
   return 0;
 }
 
+/** `btm plot bars|grid <runs..> --out X.svg`: the runs' aggregated rows as a chart, X.svg and X.png. */
+async function cmdPlot(argv: Record<string, unknown>): Promise<number> {
+  const out = String(argv.out);
+  if (!/\.(svg|png)$/i.test(out)) throw new UsageError(`--out '${out}': name an .svg or .png file (both are written, side by side)`);
+  const base = out.replace(/\.(svg|png)$/i, '');
+  const dirs = argv.runs as string[];
+  const runs = readRuns(dirs);
+  runs.forEach((r, i) => {
+    const first = runs.findIndex((q) => q.name === r.name);
+    if (first !== i) throw new PlotError(`run ${r.name} is given twice (${dirs[first]}, ${dirs[i]}): each seed's run counts once`);
+    if (r.rows.length === 0) throw new PlotError(`${dirs[i]} (run ${r.name}): no result rows yet (the run has not evaluated a model)`);
+  });
+  const set = argv.set as EvalSet;
+  const rows = selectRows(aggregateRuns(runs, set), argv.rows as string | undefined);
+  const setName = set === 'val' ? 'validation split' : 'test set';
+  let svg: string, png: Buffer;
+  if (argv.kind === 'bars') {
+    const metrics = argv.metrics !== undefined ? parseMetrics(String(argv.metrics)) : DEFAULT_BAR_METRICS;
+    const chart = barChartOf(rows, metrics, String(argv.title ?? `Mean +/- std over seeds, ${setName}`));
+    [svg, png] = [barChartSvg(chart), barChartPng(chart)];
+  } else {
+    if (argv.grid === undefined) throw new UsageError(`btm plot grid needs --grid, a regular expression with two groups read from the run names (e.g. 'nd(\\d+)-nc(\\d+)')`);
+    const [metric] = parseMetrics(String(argv.metric ?? 'harmonicMean'), '--metric');
+    const chart = gridChartOf(rows, String(argv.grid), metric, {
+      title: String(argv.title ?? `${metric}, ${setName}`), xLabel: argv.x as string | undefined, yLabel: argv.y as string | undefined,
+    });
+    [svg, png] = [gridChartSvg(chart), gridChartPng(chart)];
+  }
+  await writeFileAtomic(`${base}.svg`, svg);
+  await writeFileAtomic(`${base}.png`, png);
+  process.stdout.write(`${base}.svg, ${base}.png: ${rows.length} row(s) of ${runs.length} run(s), ${setName}\n`);
+  return 0;
+}
+
 /** `btm info`: what a checkpoint holds, in words (or --json). */
 export function formatInfo(file: string, info: Awaited<ReturnType<typeof checkpointInfo>>): string {
   const { meta, metadata } = info;
@@ -534,6 +569,19 @@ export async function main(args: string[]): Promise<number> {
         .option('set', { type: 'string', choices: ['test', 'val'], default: 'test', describe: 'the metrics of the test set, or of the validation split (runs with --data.valPerClass)' })
         .option('json', { type: 'boolean' })
         .strict(), wrap(cmdReport))
+    .command('plot <kind> <runs..>', "draw runs' rows as SVG + PNG: bars (each method's metrics, mean and error bar +/- std over seeds) or grid (one metric over two settings read from the run names)", (y) =>
+      y.positional('kind', { type: 'string', choices: ['bars', 'grid'], demandOption: true })
+        .positional('runs', { type: 'string', array: true, demandOption: true, describe: 'run directories, named <method>-s<seed>' })
+        .option('out', { type: 'string', demandOption: true, describe: 'output .svg (a .png is written beside it; or name the .png)' })
+        .option('set', { type: 'string', choices: ['test', 'val'], default: 'test', describe: 'the test set, or the validation split (runs with --data.valPerClass)' })
+        .option('rows', { type: 'string', describe: "only the rows whose model label matches this regular expression (e.g. '^BTM merged')" })
+        .option('metrics', { type: 'string', describe: 'bars: comma-separated, of harmonicMean, geometricMean, lowestRecall, accuracy, arithmeticMean, many, medium, few (default the first four)' })
+        .option('metric', { type: 'string', describe: 'grid: the metric in the cells (default harmonicMean)' })
+        .option('grid', { type: 'string', describe: "grid: a regular expression over the run names without -s<seed>, its two groups x then y (e.g. 'nd(\\d+)-nc(\\d+)')" })
+        .option('x', { type: 'string', describe: 'grid: the x axis title' })
+        .option('y', { type: 'string', describe: 'grid: the y axis title' })
+        .option('title', { type: 'string', describe: 'the chart title' })
+        .strict(), wrap(cmdPlot))
     .command('info <checkpoint>', 'show a checkpoint: architecture, classes, normalisation, stage, metadata', (y) =>
       y.positional('checkpoint', { type: 'string', demandOption: true }).option('json', { type: 'boolean' }).strict(), wrap(cmdInfo))
     .command('config', 'every config key: what it accepts and its value for the preset, size, config file and flags given (--json: the config)', (y) =>
@@ -545,7 +593,7 @@ export async function main(args: string[]): Promise<number> {
       process.stdout.write(a.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctor(report));
       return report.problems.length > 0 ? 1 : 0;
     }))
-    .demandCommand(1, 'name a command: run, eval, merge, interpolate, split, data, report, info, config or doctor')
+    .demandCommand(1, 'name a command: run, eval, merge, interpolate, split, data, report, plot, info, config or doctor')
     .strictCommands()
     .fail((msg, err) => {
       // a usage error stops here: the command does not run
@@ -561,7 +609,7 @@ main(hideBin(process.argv)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     const e = err as Error;
-    if (e instanceof UsageError) {
+    if (e instanceof UsageError || e instanceof PlotError) {
       process.stderr.write(`btm: ${e.message}\n\nRun btm --help (or btm <command> --help) for usage.\n`);
       process.exit(2);
     }

@@ -4,7 +4,7 @@
  * key or a bad value is an error naming the key and the allowed values.
  */
 import { z } from 'zod';
-import { ARCHS } from './model.js';
+import { ARCHS, isViT } from './model.js';
 import { MoreSchema } from './more.js';
 import { LiftModuleFields } from './lift.js';
 import { INIT_FORMATS } from './checkpoint-import.js';
@@ -183,9 +183,11 @@ export const BtmSchema = z.strictObject({
   perClass: int(1, 100000).default(10),
   /**
    * What the fine-tunes train (the paper's table 8); 'peft': the lift.* modules and head only (the
-   * lift-btm preset; the modules are attached first when no lift stage ran).
+   * lift-btm preset; the modules are attached first when no lift stage ran); 'last-block': the last
+   * residual stage and the classifier, the BatchNorm statistics before it frozen (the official
+   * Places-LT recipe; ResNets only).
    */
-  trainable: z.enum(['all', 'backbone', 'classifier', 'peft']).default('all'),
+  trainable: z.enum(['all', 'backbone', 'classifier', 'peft', 'last-block']).default('all'),
   merge: z.enum(MERGE_STRATEGIES).default('uniform'),
   /** Fine-tunes trained together in one native call (default: all; 1 = one after another). */
   parallel: int(1, 1000).optional(),
@@ -283,6 +285,9 @@ export const ConfigSchema = z
       if (c.data.valPerClass > 0) {
         ctx.addIssue({ code: 'custom', path: ['data', 'valPerClass'], message: `dataset '${c.data.dataset}' is multi-label: no validation split (got ${c.data.valPerClass}, use 0)` });
       }
+    }
+    if (c.btm.trainable === 'last-block' && isViT(c.model.arch)) {
+      ctx.addIssue({ code: 'custom', path: ['btm', 'trainable'], message: `'last-block' trains a ResNet's last residual stage; model.arch '${c.model.arch}' has none (use all, backbone, classifier or peft)` });
     }
     for (const stage of ['pretrain', 'lift', 'btm', 'posttrain'] as const) {
       if (c[stage].loss.type === 'gml' && c[stage].mixupAlpha > 0) {

@@ -53,8 +53,12 @@ export interface ModelOptions {
   seed?: number;
 }
 
-/** 'peft': the head and what setPeft chose (the rest of the trunk frozen). */
-export type Trainable = 'all' | 'classifier' | 'backbone' | 'peft';
+/**
+ * 'peft': the head and what setPeft chose (the rest of the trunk frozen); 'last-block': a ResNet's last
+ * residual stage (layer3 of the CIFAR ResNets, layer4 of the ImageNet ones) and fc, every module before
+ * it in eval mode while training (its BatchNorm statistics fixed).
+ */
+export type Trainable = 'all' | 'classifier' | 'backbone' | 'peft' | 'last-block';
 
 export interface OptimizerOptions {
   /** Default 0.9. */

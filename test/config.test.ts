@@ -67,6 +67,10 @@ describe('config errors name the key and the allowed values', () => {
     expect(errorOf({ posttrain: { loss: { type: 'gml' }, mixupAlpha: 0.2 } })).toMatch(/config\.posttrain\.loss: the GML loss does not take mixup/);
     expect(errorOf({ data: { dataset: 'list' } })).toMatch(/config\.data: dataset 'list' needs trainList/);
     expect(errorOf({ posttrain: { loss: { type: 'focal' } } })).toMatch(/config\.posttrain\.loss/);
+    // btm.trainable 'last-block' (a ResNet's last residual stage + fc): no such stage in a ViT; a bad value is named
+    expect(parseConfig(deepMerge(base, { btm: { trainable: 'last-block' } })).btm.trainable).toBe('last-block');
+    expect(errorOf({ model: { arch: 'vit_mini_p4' }, btm: { trainable: 'last-block' } })).toMatch(/config\.btm\.trainable: 'last-block' trains a ResNet's last residual stage; model\.arch 'vit_mini_p4' has none/);
+    expect(errorOf({ btm: { trainable: 'last-stage' } })).toMatch(/config\.btm\.trainable: .*"last-block".*got "last-stage"/);
   });
   it('lists every problem at once', () => {
     const msg = errorOf({ pretrain: { epochs: -1 }, btm: { momentum: 2 } });

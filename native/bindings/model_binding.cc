@@ -160,6 +160,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     const auto cfg = options::optimizer_options(info[0], "Model.setOptimizer: options");
     if (cfg.trainable == Trainable::Peft && !m.peft)
       throw Napi::Error::New(env, "Model.setOptimizer: trainable 'peft' needs PEFT modules: call setPeft({modules}) first");
+    if (cfg.trainable == Trainable::LastBlock && m.net->last_stage_prefix().empty())
+      throw Napi::Error::New(env, "Model.setOptimizer: trainable 'last-block' needs a ResNet (its last residual stage); " +
+                                      m.spec.name + " has none");
     if (cfg.lws && m.peft && m.peft->config().cosine_scale > 0)
       throw Napi::Error::New(env, "Model.setOptimizer: lws does not combine with a cosine head (setPeft head 'cosine')");
     guarded(env, "Model.setOptimizer", [&] {

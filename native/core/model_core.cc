@@ -52,11 +52,14 @@ void ModelCore::set_optimizer(const OptimizerConfig& cfg) {
   slots.clear();
   if (!cfg.lws) fold_lws();
   const auto head_prefix = net->classifier_prefix();
+  const auto last_stage = net->last_stage_prefix();
   const bool cosine = peft && peft->config().cosine_scale > 0;
   for (const auto& p : net->named_parameters()) {
     const bool is_fc = p.key().rfind(head_prefix, 0) == 0;
     bool on = cfg.trainable == Trainable::Peft ? is_fc || peft->trains_base(p.key())
-              : cfg.trainable == Trainable::All || (cfg.trainable == Trainable::Classifier) == is_fc;
+              : cfg.trainable == Trainable::LastBlock
+                  ? is_fc || (!last_stage.empty() && p.key().rfind(last_stage, 0) == 0)
+                  : cfg.trainable == Trainable::All || (cfg.trainable == Trainable::Classifier) == is_fc;
     if (cosine && p.key() == head_prefix + "bias") on = false;  // a cosine head has no bias
     auto t = p.value();
     t.set_requires_grad(on);
@@ -109,6 +112,14 @@ void ModelCore::merge_low_rank() {
               slots.end());
   low_rank.reset();
   weights_changed();
+}
+
+void ModelCore::freeze_outside_last_stage() {
+  const auto stage = net->last_stage_prefix(), head = net->classifier_prefix();
+  for (const auto& m : net->named_modules("", /*include_self=*/false)) {
+    const auto name = m.key() + ".";
+    if (name.rfind(stage, 0) != 0 && name.rfind(head, 0) != 0 && m.value()->children().empty()) m.value()->train(false);
+  }
 }
 
 void ModelCore::fold_lws() {
@@ -263,6 +274,7 @@ TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& i
   scaler.set_enabled(perf.amp == Amp::FP16 && device.is_cuda());
   // a frozen BatchNorm (PEFT without norm tuning) stays in eval mode
   net->train(cfg.bn_train && (!peft || peft->tunes_norm()));
+  if (opt_cfg.trainable == Trainable::LastBlock) freeze_outside_last_stage();
   StepLog log(batches.steps());
   int64_t skipped = 0;
   weights_changed();

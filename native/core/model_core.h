@@ -36,6 +36,9 @@ struct ModelCore {
   // Multiplies the LWS scale into fc.weight / fc.bias and drops it.
   void fold_lws();
   void drop_lws();
+  // trainable 'last-block': every module outside the last residual stage and the head in eval mode, so
+  // the BatchNorm running statistics there stay as they were (their weights are frozen too).
+  void freeze_outside_last_stage();
   // Momentum buffers as "<param>.momentum_buffer" (only those that exist).
   std::vector<std::pair<std::string, torch::Tensor>> optimizer_state();
   void reseed(uint64_t seed);

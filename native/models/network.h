@@ -20,6 +20,9 @@ struct NetworkImpl : torch::nn::Module {
   virtual torch::nn::Linear& classifier() = 0;
   // Its state-dict prefix, with the trailing dot ("fc.", "heads.head.").
   virtual std::string classifier_prefix() const = 0;
+  // The state-dict prefix of the last residual stage, with the trailing dot ("layer3." for the CIFAR
+  // ResNets, "layer4." for the ImageNet ones); empty where the family has no such stage (ViT).
+  virtual std::string last_stage_prefix() const { return ""; }
   torch::Tensor forward(const torch::Tensor& x) { return classifier()->forward(features(x)); }
 
   int64_t feature_dim = 0;

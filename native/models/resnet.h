@@ -57,6 +57,7 @@ struct ResNetImpl : NetworkImpl {
   torch::Tensor features(const torch::Tensor& x) override;
   torch::nn::Linear& classifier() override { return fc; }
   std::string classifier_prefix() const override { return "fc."; }
+  std::string last_stage_prefix() const override { return "layer" + std::to_string(layers.size()) + "."; }
 
   ArchSpec spec;
   torch::nn::Conv2d conv1{nullptr};

@@ -44,6 +44,8 @@ std::string stacked_unsupported(const MemberCores& cores) {
     if (c.peft) return m + " has PEFT modules";
     if (c.low_rank) return m + " has MORE's low-rank factors";
     if (c.lws_scale.defined()) return m + " trains an LWS scale";
+    if (c.opt_cfg.trainable == Trainable::LastBlock)
+      return m + " trains its last block only (the BatchNorm statistics before it stay fixed, which the stacked network does not do)";
     if (c.dist) return m + " is in a process group";
     if (c.device.is_cuda() && c.perf.amp == Amp::FP16)
       return m + " trains in fp16 with loss scaling (each member skips its own overflowing steps)";

@@ -2,7 +2,7 @@
  * Aggregates the results of several runs (e.g. one method over 3 seeds): rows are grouped by method
  * (the run name without its `-s<seed>` suffix) and row label, with mean and spread of each metric.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MetricsRecord, ResultRow } from '../pipeline/run-state.js';
 import { formatTable } from './table.js';
@@ -47,8 +47,9 @@ export function aggregateRuns(runs: { name: string; rows: ResultRow[] }[], set: 
       if (set === 'val' && !row.val) {
         throw new Error(`run ${run.name}, row '${row.label}': no validation metrics (the run had no --data.valPerClass, or is multi-label)`);
       }
-      // fine-tunes are numbered per run; "initial model (path)" differs per seed
-      const label = row.step === 'init' ? 'initial model' : row.label;
+      // fine-tunes are numbered per run; "initial model (path)" differs per seed, and so does the
+      // member count of a greedy soup ("BTM merged (greedy-hmean, 3 of 10)"): pooled without it
+      const label = row.step === 'init' ? 'initial model' : row.step === 'btm-merge' ? row.label.replace(/, \d+ of \d+\)$/, ')') : row.label;
       const key = `${methodOf(run.name)}\u0000${label}`;
       if (!groups.has(key)) groups.set(key, { method: methodOf(run.name), label, rows: [] });
       groups.get(key)!.rows.push(row);
@@ -73,6 +74,9 @@ export function readRuns(dirs: string[]): { name: string; rows: ResultRow[] }[] 
   return dirs.map((dir) => {
     const file = join(dir, 'results.json');
     let parsed: { config?: { name?: string }; rows?: ResultRow[] };
+    if (!existsSync(file)) {
+      throw new Error(`${dir}: no results.json (${existsSync(dir) ? 'not a btm run directory, or a run that has not finished a step yet' : 'no such directory'})`);
+    }
     try {
       parsed = JSON.parse(readFileSync(file, 'utf8'));
     } catch (e) {

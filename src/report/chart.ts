@@ -373,3 +373,189 @@ export function interpolationSeries(rows: readonly { lambda: number; acc: number
   const pick = (label: string, key: 'acc' | 'h' | 'g' | 'low') => ({ label, points: rows.map((r) => ({ x: r.lambda, y: r[key] })) });
   return [pick('accuracy', 'acc'), pick('H-mean', 'h'), pick('G-mean', 'g'), pick('lowest recall', 'low')];
 }
+
+/** One value of a bar or grid chart: the mean over runs and its spread, fractions in [0, 1]. */
+export interface MeanStd {
+  mean: number;
+  /** Sample standard deviation over the runs (0 for one run). */
+  std: number;
+  runs: number;
+}
+
+const checkMeanStd = (v: MeanStd, where: string) => {
+  if (!(v.mean >= 0 && v.mean <= 1) || !(v.std >= 0) || !Number.isFinite(v.std) || !(Number.isInteger(v.runs) && v.runs >= 1)) {
+    throw new RangeError(`${where}: mean ${v.mean} must be in [0, 1], std ${v.std} finite and >= 0, runs ${v.runs} an integer >= 1`);
+  }
+};
+
+/** The text written on a bar or in a cell: the mean in percent, 2 decimals; "+/- std" below it where runs > 1. */
+const pct = (v: number) => (v * 100).toFixed(2);
+
+/**
+ * Grouped bars with error bars: one group per metric along x, one bar per series (method) in each,
+ * height the mean over runs, the error bar mean ± std (clipped to 0-100%), the mean written above.
+ */
+export interface BarChartOptions {
+  title: string;
+  /** The groups along x (metric names). */
+  groups: string[];
+  /** One value per group each. */
+  series: { label: string; values: MeanStd[] }[];
+  /** Default 'Recall / accuracy (mean +/- std over runs)'. */
+  yLabel?: string;
+  /** Default 960 x 540. */
+  width?: number;
+  height?: number;
+}
+
+function layoutBarChart(opts: BarChartOptions): Layout {
+  const { title, groups, series, width = 960, height = 540 } = opts;
+  if (groups.length === 0) throw new RangeError('bar chart needs at least one group');
+  if (series.length === 0) throw new RangeError('bar chart needs at least one series');
+  for (const s of series) {
+    if (s.values.length !== groups.length) throw new RangeError(`series "${s.label}" has ${s.values.length} values, expected ${groups.length} (one per group)`);
+    s.values.forEach((v, i) => checkMeanStd(v, `series "${s.label}", ${groups[i]}`));
+  }
+  const shapes: Shape[] = [];
+  const text = textAdder(shapes);
+  const pad = 12, lineH = FONT.height + 4;
+  const legendTop = pad + 2 * FONT.height + 8;
+  const plotTop = legendTop + series.length * lineH + 10;
+  const plotLeft = pad + FONT.height + 8 + textWidth('100%') + 6;
+  const plotRight = width - pad - 8;
+  const plotBottom = height - pad - 2 * FONT.height - 10;
+  const plotW = plotRight - plotLeft, plotH = plotBottom - plotTop;
+  if (plotW < 40 || plotH < 40) throw new RangeError(`chart size ${width}x${height} is too small for ${series.length} series (plot area ${plotW}x${plotH})`);
+  const slot = plotW / groups.length;
+  const barW = (slot * 0.8) / series.length;
+  const yOf = (v: number) => plotBottom - v * plotH;
+  shapes.push({ kind: 'rect', x: 0, y: 0, w: width, h: height, fill: '#ffffff', role: 'background' });
+  text(width / 2, pad, title, 'middle', { scale: 2, role: 'title' });
+  series.forEach((s, j) => {
+    const y = legendTop + j * lineH;
+    const runs = [...new Set(s.values.map((v) => v.runs))].join('/');
+    shapes.push({ kind: 'rect', x: plotLeft, y, w: 14, h: FONT.capHeight, fill: PALETTE[j % PALETTE.length], role: 'legend-swatch' });
+    text(plotLeft + 20, y, `${s.label} (${runs} run${runs === '1' ? '' : 's'})`, 'start', { role: 'legend' });
+  });
+  percentAxis(shapes, { pad, plotLeft, plotRight, plotTop, plotBottom }, yOf, opts.yLabel ?? 'Recall / accuracy (mean +/- std over runs)');
+  // a value label fits across its bar, or is written upwards above it
+  const upright = series.every((s) => s.values.every((v) => textWidth(pct(v.mean)) <= barW - 2));
+  series.forEach((s, j) => {
+    const color = PALETTE[j % PALETTE.length];
+    s.values.forEach((v, g) => {
+      const x = plotLeft + g * slot + slot * 0.1 + j * barW;
+      const cx = x + barW / 2;
+      shapes.push({ kind: 'rect', x, y: yOf(v.mean), w: barW, h: v.mean * plotH, fill: color, role: 'bar' });
+      const lo = Math.max(0, v.mean - v.std), hi = Math.min(1, v.mean + v.std);
+      const cap = Math.min(8, barW * 0.6) / 2;
+      if (v.runs > 1) {
+        shapes.push({ kind: 'line', x1: cx, y1: yOf(lo), x2: cx, y2: yOf(hi), stroke: INK, role: 'error-bar' });
+        for (const e of [lo, hi]) shapes.push({ kind: 'line', x1: cx - cap, y1: yOf(e), x2: cx + cap, y2: yOf(e), stroke: INK, role: 'error-cap' });
+      }
+      const top = yOf(v.runs > 1 ? hi : v.mean) - 3;
+      if (upright) text(cx, top - FONT.height, pct(v.mean), 'middle', { role: 'value' });
+      else text(cx - FONT.capHeight / 2, top, pct(v.mean), 'start', { vertical: true, role: 'value' });
+    });
+  });
+  shapes.push({ kind: 'line', x1: plotLeft, y1: plotTop, x2: plotLeft, y2: plotBottom, stroke: INK });
+  shapes.push({ kind: 'line', x1: plotLeft, y1: plotBottom, x2: plotRight, y2: plotBottom, stroke: INK });
+  groups.forEach((g, i) => text(plotLeft + (i + 0.5) * slot, plotBottom + 6, g, 'middle', { role: 'group-label' }));
+  return { width, height, shapes };
+}
+
+/** The bar chart as an SVG document. Throws a RangeError on inconsistent options. */
+export function barChartSvg(opts: BarChartOptions): string {
+  return toSvg(layoutBarChart(opts));
+}
+
+/** The bar chart as an RGBA PNG (the built-in pixel font). */
+export function barChartPng(opts: BarChartOptions): Buffer {
+  return toRaster(layoutBarChart(opts)).toPng();
+}
+
+/**
+ * A heat map of one metric over two settings (the paper's table 7, N_D x N_C): a cell per (x, y),
+ * shaded from the lowest to the highest mean drawn, with "mean" and "+/- std" written in it.
+ */
+export interface GridChartOptions {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  /** Column labels (x) and row labels (y, top to bottom). */
+  xs: string[];
+  ys: string[];
+  /** cells[row][column]; null for a combination without runs. */
+  cells: (MeanStd | null)[][];
+  /** What the cells hold (the colour key's caption), e.g. 'H-mean %'. */
+  metricLabel: string;
+  /** Default 720 x 480. */
+  width?: number;
+  height?: number;
+}
+
+/** Light to dark blue at t in [0, 1]. */
+function shade(t: number): Color {
+  const lo = [0xf0, 0xf4, 0xfa], hi = [0x1f, 0x4e, 0x8c];
+  return '#' + lo.map((c, i) => Math.round(c + (hi[i] - c) * t).toString(16).padStart(2, '0')).join('');
+}
+
+function layoutGridChart(opts: GridChartOptions): Layout {
+  const { title, xs, ys, cells, width = 720, height = 480 } = opts;
+  if (xs.length === 0 || ys.length === 0) throw new RangeError('grid chart needs at least one column and one row');
+  if (cells.length !== ys.length || cells.some((r) => r.length !== xs.length)) {
+    throw new RangeError(`grid chart: cells must be ${ys.length} rows of ${xs.length} (one per y and x label)`);
+  }
+  cells.forEach((row, i) => row.forEach((v, j) => v && checkMeanStd(v, `cell ${opts.xLabel} ${xs[j]}, ${opts.yLabel} ${ys[i]}`)));
+  const present = cells.flat().filter((v): v is MeanStd => v !== null);
+  if (present.length === 0) throw new RangeError('grid chart: every cell is empty');
+  const lo = Math.min(...present.map((v) => v.mean)), hi = Math.max(...present.map((v) => v.mean));
+  const tOf = (m: number) => (hi > lo ? (m - lo) / (hi - lo) : 0.5);
+  const shapes: Shape[] = [];
+  const text = textAdder(shapes);
+  const pad = 12, lineH = FONT.height + 4;
+  const rowLabelW = Math.max(...ys.map((y) => textWidth(y)));
+  const plotTop = pad + 2 * FONT.height + 16;
+  const plotLeft = pad + FONT.height + 8 + rowLabelW + 8;
+  const plotRight = width - pad;
+  const plotBottom = height - pad - FONT.height - 8 - FONT.height - 8 - lineH - 12;
+  const cw = (plotRight - plotLeft) / xs.length, ch = (plotBottom - plotTop) / ys.length;
+  if (cw < textWidth('100.00') + 6 || ch < 2 * lineH + 4) throw new RangeError(`chart size ${width}x${height} is too small for ${xs.length}x${ys.length} cells`);
+  shapes.push({ kind: 'rect', x: 0, y: 0, w: width, h: height, fill: '#ffffff', role: 'background' });
+  text(width / 2, pad, title, 'middle', { scale: 2, role: 'title' });
+  cells.forEach((row, i) => row.forEach((v, j) => {
+    const x = plotLeft + j * cw, y = plotTop + i * ch;
+    const t = v ? tOf(v.mean) : 0;
+    shapes.push({ kind: 'rect', x: x + 1, y: y + 1, w: cw - 2, h: ch - 2, fill: v ? shade(t) : '#e0e0e0', role: v ? 'cell' : 'empty-cell' });
+    const ink = v && t > 0.55 ? '#ffffff' : INK;
+    // the mean at double size where the cell holds it, "+/- std" under it
+    const lines = !v ? ['-'] : v.runs > 1 ? [pct(v.mean), `+/- ${pct(v.std)}`] : [pct(v.mean)];
+    const big = cw >= textWidth('100.00', 2) + 8 && ch >= 2 * FONT.height + lineH + 12 ? 2 : 1;
+    const heights = lines.map((_, k) => (k === 0 ? big * FONT.height + 4 : lineH));
+    let top = y + ch / 2 - (heights.reduce((a, b) => a + b, 0) - 4) / 2;
+    lines.forEach((l, k) => {
+      text(x + cw / 2, top, l, 'middle', { fill: ink, scale: k === 0 ? big : 1, role: k === 0 ? 'cell-value' : 'cell-std' });
+      top += heights[k];
+    });
+  }));
+  ys.forEach((l, i) => text(plotLeft - 6, plotTop + (i + 0.5) * ch - FONT.capHeight / 2, l, 'end', { role: 'row-label' }));
+  xs.forEach((l, j) => text(plotLeft + (j + 0.5) * cw, plotBottom + 6, l, 'middle', { role: 'column-label' }));
+  text((plotLeft + plotRight) / 2, plotBottom + 6 + FONT.height + 6, opts.xLabel, 'middle');
+  text(pad, (plotTop + plotBottom) / 2, opts.yLabel, 'middle', { vertical: true });
+  // the colour key: lowest to highest mean drawn
+  const keyY = height - pad - lineH, keyW = Math.min(240, plotRight - plotLeft), steps = 24;
+  const keyX = (plotLeft + plotRight) / 2 - keyW / 2;
+  for (let k = 0; k < steps; k++) shapes.push({ kind: 'rect', x: keyX + (k * keyW) / steps, y: keyY, w: keyW / steps + 0.5, h: FONT.capHeight, fill: shade(k / (steps - 1)), role: 'key' });
+  text(keyX - 6, keyY, `${opts.metricLabel} ${pct(lo)}`, 'end', { role: 'key-label' });
+  text(keyX + keyW + 6, keyY, pct(hi), 'start', { role: 'key-label' });
+  return { width, height, shapes };
+}
+
+/** The grid chart as an SVG document. Throws a RangeError on inconsistent options. */
+export function gridChartSvg(opts: GridChartOptions): string {
+  return toSvg(layoutGridChart(opts));
+}
+
+/** The grid chart as an RGBA PNG (the built-in pixel font). */
+export function gridChartPng(opts: GridChartOptions): Buffer {
+  return toRaster(layoutGridChart(opts)).toPng();
+}

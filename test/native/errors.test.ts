@@ -345,7 +345,7 @@ describe('setOptimizer argument checks', () => {
   it("trainable 'head'", () => {
     expect(() => model.setOptimizer({ trainable: bad('head') })).toThrow(RangeError);
     expect(() => model.setOptimizer({ trainable: bad('head') })).toThrow(
-      /Model\.setOptimizer: options\.trainable must be one of 'all', 'classifier', 'backbone', 'peft', got 'head'/,
+      /Model\.setOptimizer: options\.trainable must be one of 'all', 'classifier', 'backbone', 'peft', 'last-block', got 'head'/,
     );
   });
   it('momentum 2, weightDecay -1', () => {

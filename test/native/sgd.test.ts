@@ -100,6 +100,51 @@ describe('what trains', () => {
     expect(model.gradients().some((g) => g.name.startsWith('fc.'))).toBe(false);
   });
 
+  // the official BTM Places-LT recipe: only the last residual stage and fc train; every module before it
+  // stays in eval mode, so its BatchNorm running statistics do not move either
+  it.each([
+    ['resnet8', 'layer3.', 8, 3],
+    ['resnet18', 'layer4.', 32, 3],
+  ] as const)("trainable 'last-block' on %s trains %s and fc only, the BatchNorm buffers before it unchanged", async (arch, stage, size, channels) => {
+    const ds = new Dataset(randomTask({ n: 8, numClasses: 3, size, channels, seed: 21 }));
+    const model = new Model({ arch, numClasses: 3, inChannels: channels, seed: 21 });
+    model.setOptimizer({ trainable: 'last-block', momentum: 0.9, weightDecay: 5e-4 });
+    const before = byName(model.stateDict());
+    await model.trainEpoch(ds, range(8), { lr: 0.5, batchSize: 4 });
+    const after = model.stateDict();
+    const inside = (name: string) => name.startsWith(stage) || name.startsWith('fc.');
+    const same = (name: string) => Buffer.from(byName(after).get(name)!.data.buffer).equals(Buffer.from(before.get(name)!.data.buffer));
+    const params = new Set(model.gradients().map((g) => g.name));
+    // the trained set is exactly the last stage's parameters and fc's
+    expect([...params].every(inside)).toBe(true);
+    expect(params.has('fc.weight') && params.has(`${stage}0.conv1.weight`) && params.has(`${stage}0.bn2.weight`)).toBe(true);
+    let moved = 0, kept = 0;
+    for (const e of after) {
+      if (!inside(e.name)) {
+        expect(same(e.name), `${e.name} outside ${stage} moved`).toBe(true);
+        kept++;
+      } else if (!e.name.endsWith('num_batches_tracked')) {
+        // every weight and BatchNorm statistic of the last stage and fc moved (train-mode BatchNorm there)
+        expect(same(e.name), `${e.name} inside ${stage} did not move`).toBe(false);
+        moved++;
+      }
+      // two train-mode steps counted inside, none outside (checked bit for bit above)
+      if (inside(e.name) && e.name.endsWith('num_batches_tracked')) expect(Number(e.data[0])).toBe(2);
+    }
+    expect(kept).toBeGreaterThan(10);
+    expect(moved).toBeGreaterThan(10);
+    model.dispose();
+  });
+
+  it("trainable 'last-block': a bad value, and an architecture without a residual stage, get a clear error", () => {
+    const vit = new Model({ arch: 'vit_mini_p4', numClasses: 3, inChannels: 1, imageSize: 16, seed: 1 });
+    expect(() => vit.setOptimizer({ trainable: 'last-block' })).toThrow("Model.setOptimizer: trainable 'last-block' needs a ResNet (its last residual stage); vit_mini_p4 has none");
+    vit.dispose();
+    const { model } = setup(2);
+    expect(() => model.setOptimizer({ trainable: 'last-stage' as never })).toThrow(/options\.trainable must be one of 'all', 'classifier', 'backbone', 'peft', 'last-block', got 'last-stage'/);
+    model.dispose();
+  });
+
   it('lr 0 leaves every parameter bit-identical', async () => {
     const { ds, model, idx } = setup(8);
     model.setOptimizer({ momentum: 0.9, weightDecay: 5e-4 });
