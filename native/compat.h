@@ -3,7 +3,7 @@
 //   - autocast: libtorch 2.4 replaced set_autocast_gpu_dtype / set_enabled with per-device-type calls;
 //   - optional: c10::optional became an alias of std::optional in 2.x; the code uses btm::compat::optional
 //     where a libtorch signature takes one;
-//   - oneDNN 3.x's strided 1x1 backward crash (kAvoidStrided1x1Backward);
+//   - oneDNN 3.x's 1x1 convolution crashes (kOneDnn1x1Crashes);
 //   - headers that have moved between releases (the CPU generator, the CUDA hooks) are included here
 //     only, so a move has one home.
 #pragma once
@@ -56,11 +56,12 @@ void tcp_store_without_libuv(StoreOptions& o) {
   if constexpr (has_use_libuv<StoreOptions>::value) o.useLibUV = false;
 }
 
-// Whether strided 1x1 convolutions on the CPU must avoid oneDNN's strided backward-data kernel: the oneDNN 3.x
-// of libtorch 2.x (Debian's 2.6 links libdnnl 3.7) divides by zero creating it for some channel counts
-// (256/512 -> 1024, 512/1024 -> 2048, 1024 -> 512: resnet50's shortcuts; SIGFPE kills the process).
-// libtorch 1.13's oneDNN 2.6 does not, and its strided kernel is the fast path. See models/resnet.h.
-constexpr bool kAvoidStrided1x1Backward = BTM_TORCH_AT_LEAST(2, 0);
+// Whether the CPU's oneDNN is the 3.x of libtorch 2.x (Debian's 2.6 links libdnnl 3.7), which divides by zero
+// (SIGFPE: the process dies) creating some 1x1 convolution primitives: strided 1x1 backward-data with
+// 256/512 -> 1024, 512/1024 -> 2048 or 1024 -> 512 channels (resnet50's shortcuts), and in channels-last
+// 1x1 convolutions of 512 -> 1024 channels even at stride 1. Debian's PyTorch 2.6 crashes the same way.
+// Channels-last stays off there for models with 1x1 convolutions (ModelCore::set_perf).
+constexpr bool kOneDnn1x1Crashes = BTM_TORCH_AT_LEAST(2, 0);
 
 // A CPU generator seeded with `seed`.
 inline torch::Generator cpu_generator(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }

@@ -78,7 +78,7 @@ export interface OptimizerOptions {
 export interface PerformanceOptions {
   /** CUDA autocast: bf16, or fp16 with dynamic loss scaling (CUDA only). */
   amp?: 'none' | 'bf16' | 'fp16';
-  /** Weights and inputs in channels-last (NHWC) memory format (CPU: oneDNN's NHWC path; CUDA: cuDNN's). */
+  /** Weights and inputs in channels-last (NHWC) memory format (CUDA; CPU: every model on libtorch 1.x, the CIFAR ResNets on 2.x, see README). */
   channelsLast?: boolean;
   /** cuDNN autotuning (CUDA only). */
   cudnnBenchmark?: boolean;

@@ -256,7 +256,13 @@ torch::Tensor ModelCore::folded_logits(const torch::Tensor& x, torch::Tensor* fe
 }
 
 void ModelCore::set_perf(const PerfConfig& cfg) {
-  perf = cfg;  // channels-last on the CPU too: oneDNN's NHWC path (the strided 1x1 crash: models/resnet.h)
+  perf = cfg;
+  // Channels-last on the CPU too (oneDNN's NHWC path), except where oneDNN 3.x (libtorch 2.x) crashes on 1x1
+  // convolutions (compat.h): there only the CIFAR ResNets (3x3 convolutions, parameter-free shortcuts) go NHWC.
+  if (compat::kOneDnn1x1Crashes && device.is_cpu()) {
+    const auto resnet = std::dynamic_pointer_cast<ResNetImpl>(net);
+    if (!resnet || !resnet->spec.cifar) perf.channels_last = false;
+  }
   scaler.reset(cfg.loss_scale);
   weights_changed();
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(cfg.cudnn_benchmark);

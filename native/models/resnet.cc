@@ -1,6 +1,5 @@
 #include "models/resnet.h"
 
-#include "compat.h"
 #include "distributed/sync_batch_norm.h"
 
 namespace btm {
@@ -61,16 +60,6 @@ BlockImpl::BlockImpl(const ArchSpec& spec, int64_t in_planes, int64_t planes, in
   }
 }
 
-torch::Tensor conv1x1_strided(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t groups) {
-  const int64_t no_padding = 0, unit = 1;  // (a literal 0 would also convert to conv2d's string padding)
-  if (stride == 1 || !compat::kAvoidStrided1x1Backward || !x.device().is_cpu()) {
-    return torch::conv2d(x, weight, {}, stride, no_padding, unit, groups);
-  }
-  // x[:, :, ::s, ::s] exactly (an average over one pixel); its backward is a cheap scatter, where a sliced
-  // view's is slow, and the stride-1 convolution takes oneDNN's (or the GEMM) path that does not crash
-  return torch::conv2d(torch::avg_pool2d(x, unit, stride), weight, {}, unit, no_padding, unit, groups);
-}
-
 // The CIFAR "option A" shortcut: x[:, :, ::stride, ::stride], zero-padded by `pad` channels each side.
 static torch::Tensor option_a_identity(const torch::Tensor& x, int64_t stride, int64_t pad) {
   using torch::indexing::None;
@@ -88,10 +77,9 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
   if (option_a_shortcut) {
     identity = option_a_identity(x, stride, pad_channels);
   } else if (!downsample.is_empty()) {
-    // downsample = Sequential(conv 1x1 stride s, BatchNorm): torchvision's names, conv1x1_strided's arithmetic
     auto* conv = downsample->ptr(0)->as<nn::Conv2d>();
     auto* bn = downsample->ptr(1)->as<nn::BatchNorm2d>();
-    identity = batch_norm(*bn, conv1x1_strided(x, conv->weight, stride));
+    identity = batch_norm(*bn, conv->forward(x));
   }
   out = torch::relu(out + identity);
   return adapter ? adapter->forward(out) : out;

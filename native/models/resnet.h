@@ -28,13 +28,6 @@ struct ArchSpec {
 // The ResNet rows of the architecture table (models/network.h has every family).
 const std::vector<ArchSpec>& resnet_archs();
 
-// A 1x1 convolution (no padding) with stride `stride`, as the downsample shortcut computes it. Where
-// compat::kAvoidStrided1x1Backward holds (libtorch 2.x) it runs on the CPU as avg_pool2d(x, 1, stride) (=
-// x[:, :, ::stride, ::stride]) convolved with stride 1: the same function, without the oneDNN 3.x kernel
-// whose backward divides by zero (resnet50's 512 -> 1024 and 1024 -> 2048 shortcuts: SIGFPE). Elsewhere,
-// and on CUDA, the strided convolution.
-torch::Tensor conv1x1_strided(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t groups = 1);
-
 struct BlockImpl : torch::nn::Module {
   BlockImpl(const ArchSpec& spec, int64_t in_planes, int64_t planes, int64_t stride);
   torch::Tensor forward(const torch::Tensor& x);

@@ -1,7 +1,6 @@
 #include "train/stacked_members.h"
 
 #include "core/model_core.h"
-#include "models/resnet.h"
 #include "runtime/executor.h"
 #include "train/autocast.h"
 #include "train/batch.h"
@@ -125,9 +124,7 @@ const torch::Tensor& StackedResNet::at(const std::string& name) const { return t
 torch::Tensor StackedResNet::conv(const torch::Tensor& x, const std::string& name, const nn::Conv2d& c) {
   const auto& o = c->options;
   // every convolution of the family pads k / 2 and has no bias (as FoldedConv in models/resnet.cc)
-  const int64_t k = (*o.kernel_size())[0], stride = (*o.stride())[0];
-  if (k == 1) return conv1x1_strided(x, at(name + ".weight"), stride, o.groups() * n_);  // oneDNN 3.x: see there
-  return torch::conv2d(x, at(name + ".weight"), {}, stride, k / 2, 1, o.groups() * n_);
+  return torch::conv2d(x, at(name + ".weight"), {}, (*o.stride())[0], (*o.kernel_size())[0] / 2, 1, o.groups() * n_);
 }
 
 torch::Tensor StackedResNet::bn(const torch::Tensor& x, const std::string& name, const nn::BatchNorm2d& m, bool train) {
