@@ -25,9 +25,9 @@ import { formatRows, formatDuration, ProgressPrinter } from './cli/progress.js';
 import { formatConfigKeys } from './cli/config-help.js';
 import { formatSplitList } from './sampling/longtail.js';
 import { formatPercent, formatTable } from './report/table.js';
-import { aggregateRuns, formatAggregate, formatCurves, readRuns, type EvalSet } from './report/aggregate.js';
+import { aggregateRuns, formatAggregate, formatCurves, readRuns, RowSelectionError, selectRows, type EvalSet } from './report/aggregate.js';
 import { barChartPng, barChartSvg, curveChartPng, curveChartSvg, gridChartPng, gridChartSvg, interpolationSeries } from './report/chart.js';
-import { barChartOf, DEFAULT_BAR_METRICS, gridChartOf, parseMetrics, PlotError, selectRows } from './report/plot.js';
+import { barChartOf, DEFAULT_BAR_METRICS, gridChartOf, parseMetrics, PlotError } from './report/plot.js';
 import { readMetrics } from './pipeline/run-state.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { defaultKanjiDir, writeKanjiDataset } from './data/kanji.js';
@@ -404,16 +404,7 @@ async function cmdReport(argv: Record<string, unknown>): Promise<number> {
     }
     return 0;
   }
-  let rows = aggregateRuns(readRuns(dirs), argv.set as EvalSet);
-  if (argv.rows !== undefined) {
-    let re: RegExp;
-    try {
-      re = new RegExp(String(argv.rows));
-    } catch (e) {
-      throw new UsageError(`--rows: not a regular expression: '${argv.rows}' (${(e as Error).message})`);
-    }
-    rows = rows.filter((r) => re.test(r.label));
-  }
+  const rows = selectRows(aggregateRuns(readRuns(dirs), argv.set as EvalSet), argv.rows as string | undefined);
   process.stdout.write((argv.json ? JSON.stringify(rows, null, 2) : formatAggregate(rows, Boolean(argv.markdown))) + '\n');
   return 0;
 }
@@ -501,6 +492,10 @@ function keyHelp(keep?: (key: string) => boolean, header = 'default (btm/cpu)'):
   return formatConfigKeys(parseConfig(presetConfig('btm', 'cpu')), keep, header);
 }
 
+/** `--rows` and `--set`, shared by `btm report` and `btm plot`: which aggregated rows, of which evaluation. */
+const rowSelectionOptions = <T>(y: Argv<T>) =>
+  y.option('rows', { type: 'string', describe: "only the rows whose model label matches this regular expression (e.g. '^(?!BTM fine-tune #)')" })
+    .option('set', { type: 'string', choices: ['test', 'val'], default: 'test', describe: 'the metrics of the test set, or of the validation split (runs with --data.valPerClass)' });
 const presetOptions = (y: Argv) =>
   y
     .option('preset', { choices: METHODS, default: 'btm', describe: 'method: pipeline and post-training recipe' })
@@ -562,19 +557,15 @@ export async function main(args: string[]): Promise<number> {
         .option('seed', { type: 'number', describe: 'seed of the class choice and of every image (default 0)' })
         .strict(), wrap(cmdData))
     .command('report <runs..>', 'mean and spread of every row over runs named <method>-s<seed> (results.json); --curves: per-epoch metrics (metrics.jsonl)', (y) =>
-      y.positional('runs', { type: 'string', array: true, demandOption: true, describe: 'run directories' })
+      rowSelectionOptions(y.positional('runs', { type: 'string', array: true, demandOption: true, describe: 'run directories' }))
         .option('curves', { type: 'boolean', describe: "each run's metrics.jsonl: a row per epoch (lr, loss, train accuracy, images/s) and per evaluation" })
         .option('markdown', { type: 'boolean', describe: 'a Markdown table' })
-        .option('rows', { type: 'string', describe: "only the rows whose model label matches this regular expression (e.g. '^(?!BTM fine-tune #)')" })
-        .option('set', { type: 'string', choices: ['test', 'val'], default: 'test', describe: 'the metrics of the test set, or of the validation split (runs with --data.valPerClass)' })
         .option('json', { type: 'boolean' })
         .strict(), wrap(cmdReport))
     .command('plot <kind> <runs..>', "draw runs' rows as SVG + PNG: bars (each method's metrics, mean and error bar +/- std over seeds) or grid (one metric over two settings read from the run names)", (y) =>
-      y.positional('kind', { type: 'string', choices: ['bars', 'grid'], demandOption: true })
-        .positional('runs', { type: 'string', array: true, demandOption: true, describe: 'run directories, named <method>-s<seed>' })
+      rowSelectionOptions(y.positional('kind', { type: 'string', choices: ['bars', 'grid'], demandOption: true })
+        .positional('runs', { type: 'string', array: true, demandOption: true, describe: 'run directories, named <method>-s<seed>' }))
         .option('out', { type: 'string', demandOption: true, describe: 'output .svg (a .png is written beside it; or name the .png)' })
-        .option('set', { type: 'string', choices: ['test', 'val'], default: 'test', describe: 'the test set, or the validation split (runs with --data.valPerClass)' })
-        .option('rows', { type: 'string', describe: "only the rows whose model label matches this regular expression (e.g. '^BTM merged')" })
         .option('metrics', { type: 'string', describe: 'bars: comma-separated, of harmonicMean, geometricMean, lowestRecall, accuracy, arithmeticMean, many, medium, few (default the first four)' })
         .option('metric', { type: 'string', describe: 'grid: the metric in the cells (default harmonicMean)' })
         .option('grid', { type: 'string', describe: "grid: a regular expression over the run names without -s<seed>, its two groups x then y (e.g. 'nd(\\d+)-nc(\\d+)')" })
@@ -609,7 +600,7 @@ main(hideBin(process.argv)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     const e = err as Error;
-    if (e instanceof UsageError || e instanceof PlotError) {
+    if (e instanceof UsageError || e instanceof PlotError || e instanceof RowSelectionError) {
       process.stderr.write(`btm: ${e.message}\n\nRun btm --help (or btm <command> --help) for usage.\n`);
       process.exit(2);
     }

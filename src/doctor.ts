@@ -7,8 +7,8 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { addonLocation, native, PACKAGE_ROOT } from './native.js';
 import {
-  buildPrerequisites, findLibtorch, fixCommand, loadedLibtorch, sameLibtorch, sourceBuildCommand,
-  type FoundLibtorch, type PrebuildRecord, type Prerequisite,
+  buildPrerequisites, findLibtorch, fixCommand, loadedBlas, loadedLibtorch, sameLibtorch, sourceBuildCommand,
+  type FoundLibtorch, type LoadedBlas, type PrebuildRecord, type Prerequisite,
 } from './libtorch.js';
 
 /** Node versions this package supports (package.json engines): require() of ESM needs these. */
@@ -54,6 +54,8 @@ export interface DoctorReport {
   build?: AddonBuild;
   /** The libtorch this process loaded (or, when the addon did not load, the one it would find). */
   libtorch?: FoundLibtorch;
+  /** The BLAS behind matrix products (Linear layers, attention), when the addon loaded. */
+  blas?: LoadedBlas;
   threads?: number;
   /** Whether the thread count adapts to other processes' load (the default without BTM_NUM_THREADS). */
   threadsAdaptive?: boolean;
@@ -114,6 +116,7 @@ export function doctor(): DoctorReport {
     report.deviceCount = addon.deviceCount();
     report.devices = ['cpu', ...Array.from({ length: report.cudaAvailable ? report.deviceCount : 0 }, (_, i) => `cuda:${i}`)];
     report.libtorch = loadedLibtorch();
+    report.blas = loadedBlas();
   } catch (e) {
     report.loadError = (e as Error).message;
     report.libtorch = loadedLibtorch() ?? findLibtorch(location?.record?.torchLibDir);
@@ -147,6 +150,13 @@ export function doctor(): DoctorReport {
     problems.push({
       problem: `libtorch uses ${report.threads} threads on ${report.cores} cores (oversubscribed: slower)`,
       fix: `BTM_NUM_THREADS=${report.cores}`,
+    });
+  }
+  if (report.blas?.kind === 'reference') {
+    problems.push({
+      problem: `matrix products (Linear layers, attention: ViTs, LoRA, classifiers) run on the reference BLAS ${report.blas.file}, ` +
+        'which is unoptimised: an order of magnitude slower than OpenBLAS (convolutions are not affected: they run on oneDNN)',
+      fix: 'Debian/Ubuntu: apt-get install libopenblas0-openmp (it takes over libblas.so.3 through update-alternatives; its OpenMP build shares libtorch\'s threads)',
     });
   }
   if (b?.cudaVersion && report.cudaAvailable === false) {
@@ -183,6 +193,7 @@ export function formatDoctor(r: DoctorReport): string {
       : b.distBackends.length ? b.distBackends.join(', ') : 'none (Gloo needs libgloo-dev at build time, NCCL BTM_NCCL=1)');
   }
   if (r.libtorch) line(r.loaded ? 'loaded lib' : 'found lib', `${r.libtorch.file} (${r.libtorch.version ?? 'version unknown'}, ${r.libtorch.how})`);
+  if (r.blas) line('BLAS', r.blas.kind === 'built-in' ? 'built into libtorch (no shared BLAS mapped)' : `${r.blas.file} (${r.blas.kind})`);
   if (r.threads !== undefined) line('threads', `${r.threads} intra-op on ${r.cores} cores${r.threadsAdaptive ? ' (adaptive: fewer while other processes keep cores busy; BTM_NUM_THREADS fixes it)' : ' (fixed)'}`);
   if (r.loaded) line('devices', `${r.devices.join(', ')}${r.cudaAvailable ? '' : ' (no CUDA device visible)'}`);
   if (b?.parallelInfo) out.push('parallel:', ...b.parallelInfo.trim().split('\n').map((l) => `  ${l}`));

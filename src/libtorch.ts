@@ -102,6 +102,37 @@ export function loadedLibtorch(): FoundLibtorch | undefined {
   return { file: m[1], version: libtorchVersionOf(m[1]), how: 'loaded by this process' };
 }
 
+/** The BLAS library a libtorch process has mapped, and what kind it is. */
+export interface LoadedBlas {
+  /** The mapped file (the target of Debian's libblas.so.3 alternative), or undefined when none is mapped. */
+  file: string | undefined;
+  /**
+   * 'reference': netlib's unoptimised BLAS (Debian's libblas3: every matrix product of a Linear layer or
+   * an attention runs an order of magnitude slower); 'optimised': OpenBLAS, BLIS, MKL or ATLAS;
+   * 'built-in': no shared BLAS mapped (PyTorch's own builds link MKL or their own kernels in).
+   */
+  kind: 'reference' | 'optimised' | 'built-in';
+}
+
+/** Classifies the BLAS in a /proc/<pid>/maps text (exported for tests). */
+export function _blasOfMaps(maps: string): LoadedBlas {
+  const files = [...new Set(maps.split('\n').map((l) => /\s(\/\S+)\s*$/.exec(l)?.[1]).filter((f): f is string => f !== undefined))];
+  const optimised = files.find((f) => /openblas|libblis|libmkl|atlas/i.test(path.basename(f)) || /\/(openblas[^/]*|blis[^/]*|atlas)\//i.test(f));
+  if (optimised) return { file: optimised, kind: 'optimised' };
+  const blas = files.find((f) => /(^|\/)libblas\.so/.test(path.basename(f)) || /\/libblas\.so/.test(f));
+  if (blas) return { file: blas, kind: 'reference' };
+  return { file: undefined, kind: 'built-in' };
+}
+
+/** The BLAS this process has loaded (Linux), or undefined where /proc/self/maps cannot be read. */
+export function loadedBlas(): LoadedBlas | undefined {
+  try {
+    return _blasOfMaps(fs.readFileSync('/proc/self/maps', 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 function libtorchIn(dir: string): string | undefined {
   let names: string[];
   try {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { aggregateRuns, formatAggregate, formatCurves, methodOf } from '../src/report/aggregate.js';
+import { aggregateRuns, formatAggregate, formatCurves, methodOf, RowSelectionError, selectRows } from '../src/report/aggregate.js';
 import type { ResultRow } from '../src/pipeline/run-state.js';
 
 const row = (step: string, label: string, h: number, acc: number): ResultRow => ({
@@ -38,6 +38,21 @@ describe('aggregateRuns', () => {
     expect(lines[3]).toMatch(/^btm +post +1 +60\.00 +60\.00 +30\.00 +80\.00$/);
     expect(formatAggregate(agg, true)).toContain('| btm | post | 1 | 60.00 | 60.00 | 30.00 | 80.00 |');
     expect(formatAggregate(aggregateRuns([{ name: 'one', rows: [row('pretrain', 'p', 0.5, 0.5)] }]))).not.toContain('±');
+  });
+});
+
+describe('selectRows (--rows of btm report and btm plot)', () => {
+  const agg = aggregateRuns([
+    { name: 'btm-s0', rows: [row('pretrain', 'pre-train', 0.5, 0.8), row('btm-0', 'BTM fine-tune #1', 0.6, 0.8), row('btm-merge', 'BTM merged (uniform)', 0.6, 0.8)] },
+  ]);
+  it('keeps the rows whose label matches, all of them without a pattern', () => {
+    expect(selectRows(agg, '^(?!BTM fine-tune #)').map((r) => r.label)).toEqual(['pre-train', 'BTM merged (uniform)']);
+    expect(selectRows(agg)).toBe(agg);
+  });
+  it('a pattern that matches nothing, or is not a regular expression, is an error naming it', () => {
+    expect(() => selectRows(agg, '^nothing')).toThrow(RowSelectionError);
+    expect(() => selectRows(agg, '^nothing')).toThrow("--rows '^nothing' matches no row; the runs' rows are: 'pre-train', 'BTM fine-tune #1', 'BTM merged (uniform)'");
+    expect(() => selectRows(agg, '(')).toThrow(/--rows: not a regular expression: '\('/);
   });
 });
 

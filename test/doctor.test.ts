@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { doctor, formatDoctor, nodeSupported } from '../src/doctor.js';
+import { _blasOfMaps } from '../src/libtorch.js';
 
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'btm-doctor-'));
@@ -27,6 +28,19 @@ describe('nodeSupported', () => {
   });
 });
 
+describe('the BLAS behind matrix products (/proc/self/maps)', () => {
+  const map = (file: string) => `7f3a2c000000-7f3a2c100000 r-xp 00000000 08:01 1234   ${file}`;
+  it('tells the reference BLAS (Debian libblas3) from an optimised one and from none mapped', () => {
+    const torch = map('/usr/lib/x86_64-linux-gnu/libtorch_cpu.so.1.13.1');
+    expect(_blasOfMaps([torch, map('/usr/lib/x86_64-linux-gnu/blas/libblas.so.3.11.0')].join('\n')))
+      .toEqual({ file: '/usr/lib/x86_64-linux-gnu/blas/libblas.so.3.11.0', kind: 'reference' });
+    expect(_blasOfMaps([torch, map('/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3')].join('\n')))
+      .toEqual({ file: '/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3', kind: 'optimised' });
+    expect(_blasOfMaps([torch, map('/opt/intel/lib/libmkl_rt.so.2')].join('\n')).kind).toBe('optimised');
+    expect(_blasOfMaps([torch, '7f3a2c000000-7f3a2c100000 rw-p 00000000 00:00 0 '].join('\n'))).toEqual({ file: undefined, kind: 'built-in' });
+  });
+});
+
 describe('doctor() with the working addon', () => {
   it('reports the build, the loaded libtorch, threads and devices, and no problem', () => {
     const r = doctor();
@@ -39,8 +53,11 @@ describe('doctor() with the working addon', () => {
     expect(r.devices[0]).toBe('cpu');
     expect(r.devices.length).toBe(1 + (r.cudaAvailable ? (r.deviceCount ?? 0) : 0));
     expect(r.node.version).toBe(process.version);
+    // .ci/setup installs an optimised BLAS (libopenblas0-openmp); the reference one would be a problem
+    expect(r.blas?.kind).not.toBe('reference');
     expect(r.problems).toEqual([]);
     const text = formatDoctor(r);
+    expect(text).toMatch(/^BLAS: +/m);
     expect(text).toMatch(/^node: +v\d+/m);
     expect(text).toMatch(new RegExp(`^libtorch: +${r.build!.torchVersion!.replace(/[.+]/g, '\\$&')} \\(built against`, 'm'));
     expect(text).toMatch(/^devices: +cpu/m);

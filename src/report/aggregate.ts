@@ -31,6 +31,27 @@ export function methodOf(runName: string): string {
   return runName.replace(/-s\d+$/, '');
 }
 
+/** A row selection that matches nothing or is not a regular expression (`--rows`): exit status 2. */
+export class RowSelectionError extends Error {
+  override name = 'RowSelectionError';
+}
+
+/** The rows whose model label matches `pattern` (all when undefined); an error naming the labels when none does. */
+export function selectRows(rows: AggregateRow[], pattern?: string): AggregateRow[] {
+  if (pattern === undefined) return rows;
+  let re: RegExp;
+  try {
+    re = new RegExp(pattern);
+  } catch (e) {
+    throw new RowSelectionError(`--rows: not a regular expression: '${pattern}' (${(e as Error).message})`);
+  }
+  const kept = rows.filter((r) => re.test(r.label));
+  if (kept.length === 0) {
+    throw new RowSelectionError(`--rows '${pattern}' matches no row; the runs' rows are: ${[...new Set(rows.map((r) => `'${r.label}'`))].join(', ')}`);
+  }
+  return kept;
+}
+
 /** Which evaluation a row's metrics come from: the test set, or the validation split (data.valPerClass). */
 export type EvalSet = 'test' | 'val';
 

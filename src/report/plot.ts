@@ -45,22 +45,6 @@ function valueOf(row: AggregateRow, metric: PlotMetric): MeanStd {
   return { mean: row.mean[metric], std: row.std[metric], runs: row.runs };
 }
 
-/** The rows whose model label matches `pattern` (all when undefined); an error naming the labels when none does. */
-export function selectRows(rows: AggregateRow[], pattern?: string): AggregateRow[] {
-  if (pattern === undefined) return rows;
-  let re: RegExp;
-  try {
-    re = new RegExp(pattern);
-  } catch (e) {
-    throw new PlotError(`--rows: not a regular expression: '${pattern}' (${(e as Error).message})`);
-  }
-  const kept = rows.filter((r) => re.test(r.label));
-  if (kept.length === 0) {
-    throw new PlotError(`--rows '${pattern}' matches no row; the runs' rows are: ${[...new Set(rows.map((r) => `'${r.label}'`))].join(', ')}`);
-  }
-  return kept;
-}
-
 /** Series names: the method where each method has one row, the row label where there is one method, else both. */
 function seriesLabels(rows: AggregateRow[]): string[] {
   const methods = new Set(rows.map((r) => r.method));
@@ -85,7 +69,7 @@ const numericOrder = (values: string[]) =>
 /**
  * A grid of `metric` over two settings read from each method's name (the run name without -s<seed>)
  * by `pattern`'s first two groups (x, then y): 'nd(\d+)-nc(\d+)' reads nd4-nc10 as x 4, y 10. Every
- * method must match and have exactly one row in a cell (choose it with selectRows).
+ * method must match and have exactly one row in a cell (choose it with selectRows, src/report/aggregate.ts).
  */
 export function gridChartOf(
   rows: AggregateRow[],
