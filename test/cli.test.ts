@@ -1,25 +1,18 @@
 // The btm command line, run as a user runs it (node dist/cli.js; dist is compiled by the global setup).
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CLI as cli, cliRunner } from './helpers/cli.js';
 import { bytesOf } from './helpers/synthetic.js';
 import { readSafetensors } from '../src/safetensors.js';
 import { configKeys } from '../src/cli/config-help.js';
 
-const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'btm-cli-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-function btm(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { timeout: 280_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const btm = cliRunner(280_000);
 
 const tiny = [
   '--runDir', root, '--data.dataset', 'synthetic', '--data.imbalanceFactor', '10', '--model.arch', 'resnet8',

@@ -1,27 +1,19 @@
 // `btm plot`: bars (mean ± std over seeds per method) and the grid (one metric over two settings read
 // from the run names), from results.json files written here; the numbers drawn are read back from the SVG.
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { barChartSvg, gridChartSvg } from '../src/report/chart.js';
 import { aggregateRuns } from '../src/report/aggregate.js';
 import { barChartOf, gridChartOf, parseMetrics } from '../src/report/plot.js';
 import type { ResultRow } from '../src/pipeline/run-state.js';
+import { cliRunner } from './helpers/cli.js';
 
-const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'btm-plot-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-function btm(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const btm = cliRunner(60_000);
 
 type M = { h: number; g: number; low: number; acc: number };
 const metrics = ({ h, g, low, acc }: M) => ({ harmonicMean: h, geometricMean: g, lowestRecall: low, accuracy: acc, arithmeticMean: acc, lowestClass: 0, zeroRecallClasses: 0 });

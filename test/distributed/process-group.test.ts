@@ -1,21 +1,9 @@
 // c10d on loopback: 2 processes, Gloo. Each test starts its ranks as child processes running
 // test/helpers/dist-worker.mjs against the compiled dist/ (test/global-setup.ts builds it).
 import { describe, expect, it } from 'vitest';
-import { distBackends } from '../../src/distributed/process-group.js';
 import { shardEpoch } from '../../src/distributed/shard.js';
-import { freePort, rank } from '../helpers/dist.js';
-
-const gloo = distBackends().includes('gloo');
-
-function maxRelDiff(a: { name: string; data: number[] }[], b: { name: string; data: number[] }[]): number {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) {
-    expect(a[i].name).toBe(b[i].name);
-    const scale = Math.max(1e-3, ...b[i].data.map(Math.abs));
-    for (let j = 0; j < a[i].data.length; j++) worst = Math.max(worst, Math.abs(a[i].data[j] - b[i].data[j]) / scale);
-  }
-  return worst;
-}
+import { expectExitedCleanly, freePort, gloo, rank, ranks } from '../helpers/dist.js';
+import { maxScaledDiff } from '../helpers/state-diff.js';
 
 describe('shardEpoch', () => {
   it('cuts every global batch into contiguous parts whose union is the batch, weights n_r / N', () => {
@@ -46,38 +34,25 @@ describe('shardEpoch', () => {
 
 describe.skipIf(!gloo)('process group on loopback (Gloo, 2 processes)', () => {
   it('one data-parallel epoch of 2 ranks equals one process on the union batches (BatchNorm in eval mode)', async () => {
-    const port = await freePort();
-    const [r0, r1, single] = await Promise.all([
-      rank({ mode: 'dataParallelSteps', rank: 0, worldSize: 2, port }),
-      rank({ mode: 'dataParallelSteps', rank: 1, worldSize: 2, port }),
-      rank({ mode: 'dataParallelSteps', rank: 0, worldSize: 1 }),
-    ]);
-    for (const r of [r0, r1, single]) expect(r.code, r.stderr).toBe(0);
+    const [[r0, r1], single] = await Promise.all([ranks(2, { mode: 'dataParallelSteps' }), rank({ mode: 'dataParallelSteps', rank: 0, worldSize: 1 })]);
+    expectExitedCleanly(r0, r1, single);
     // the ranks end bit-identical: the same summed gradient, the same SGD step
     expect(r1.out.state).toEqual(r0.out.state);
     // and equal to the single process up to float summation order (a sum of two half-batch means
     // instead of one mean): measured ~1e-7 relative; bound 1e-5
-    const d = maxRelDiff(r0.out.state, single.out.state);
+    const d = maxScaledDiff(r0.out.state, single.out.state).worst;
     expect(d).toBeLessThan(1e-5);
     expect(d).toBeGreaterThanOrEqual(0);
   }, 120_000);
 
   it('with train-mode BatchNorm the ranks stay identical (statistics averaged at the end)', async () => {
-    const port = await freePort();
-    const [r0, r1] = await Promise.all([
-      rank({ mode: 'dataParallelSteps', rank: 0, worldSize: 2, port, bnMode: 'train' }),
-      rank({ mode: 'dataParallelSteps', rank: 1, worldSize: 2, port, bnMode: 'train' }),
-    ]);
+    const [r0, r1] = await ranks(2, { mode: 'dataParallelSteps', bnMode: 'train' });
     expect(r0.code, r0.stderr).toBe(0);
     expect(r1.out.state).toEqual(r0.out.state);
   }, 120_000);
 
   it('a rank killed with SIGKILL makes the other fail at once with an error naming its rank', async () => {
-    const port = await freePort();
-    const [r0, r1] = await Promise.all([
-      rank({ mode: 'killed', rank: 0, worldSize: 2, port, victim: 1 }),
-      rank({ mode: 'killed', rank: 1, worldSize: 2, port, victim: 1 }),
-    ]);
+    const [r0, r1] = await ranks(2, { mode: 'killed', victim: 1 });
     expect(r1.signal).toBe('SIGKILL');
     expect(r0.code, r0.stderr).toBe(0);
     expect(r0.out.error).toMatch(/rank 0 of 2: allreduce failed \(another rank stopped/);
@@ -86,11 +61,11 @@ describe.skipIf(!gloo)('process group on loopback (Gloo, 2 processes)', () => {
 
   it('a second group on a port in use gets a clear error, and the first group is unharmed', async () => {
     const port = await freePort();
-    const first = [0, 1].map((r) => rank({ mode: 'join', rank: r, worldSize: 2, port, holdMs: 4000 }));
+    const first = ranks(2, { mode: 'join', port, holdMs: 4000 });
     await new Promise((r) => setTimeout(r, 1500));
     const second = await rank({ mode: 'join', rank: 0, worldSize: 2, port, timeoutMs: 3000 });
     expect(second.out.error).toMatch(new RegExp(`rank 0 cannot serve the rendezvous at 127.0.0.1:${port}: the port is in use`));
-    const done = await Promise.all(first);
+    const done = await first;
     for (const r of done) expect(r.out, r.stderr).toEqual({ joined: true });
   }, 120_000);
 

@@ -4,11 +4,8 @@
 // float summation order. Ranks run test/helpers/dist-worker.mjs against the compiled dist/.
 import { describe, expect, it } from 'vitest';
 import { Dataset, gridTask, Model } from '../../src/index.js';
-import { distBackends } from '../../src/distributed/process-group.js';
-import { freePort, rank } from '../helpers/dist.js';
+import { expectExitedCleanly, gloo, rank, ranks } from '../helpers/dist.js';
 import { maxRelDiff } from '../helpers/state-diff.js';
-
-const gloo = distBackends().includes('gloo');
 
 // 63 samples in global batches of 20 (worker mode globalSteps): parts of 10 + 10, and a last batch of
 // 3 cut into parts of 1 and 2
@@ -25,13 +22,8 @@ describe('globalBatch without a process group', () => {
 
 describe.skipIf(!gloo)('global batches and SyncBatchNorm (Gloo, 2 processes)', () => {
   it('train-mode BatchNorm + crops + flips + mixup: 2 ranks equal one process on the same global batches', async () => {
-    const port = await freePort();
-    const [r0, r1, single] = await Promise.all([
-      rank({ mode: 'globalSteps', rank: 0, worldSize: 2, port }),
-      rank({ mode: 'globalSteps', rank: 1, worldSize: 2, port }),
-      rank({ mode: 'globalSteps', rank: 0, worldSize: 1 }),
-    ]);
-    for (const r of [r0, r1, single]) expect(r.code, r.stderr).toBe(0);
+    const [[r0, r1], single] = await Promise.all([ranks(2, { mode: 'globalSteps' }), rank({ mode: 'globalSteps', rank: 0, worldSize: 1 })]);
+    expectExitedCleanly(r0, r1, single);
     expect([r0.out.samples, r1.out.samples, single.out.samples]).toEqual([31, 32, 63]);
     // the ranks end bit-identical, running statistics included (SyncBatchNorm updates them from the
     // same global mean and variance on every rank; no averaging at the end)
@@ -53,15 +45,12 @@ describe.skipIf(!gloo)('global batches and SyncBatchNorm (Gloo, 2 processes)', (
 
   it('syncBatchNorm false: each rank normalises its own part, so 2 ranks end elsewhere than one process', async () => {
     // 60 samples: parts of 10 everywhere (per-rank BatchNorm needs 2+)
-    const port = await freePort(), port2 = await freePort();
-    const [r0, r1, single, synced0, synced1] = await Promise.all([
-      rank({ mode: 'globalSteps', rank: 0, worldSize: 2, port, syncBatchNorm: false, samples: 60 }),
-      rank({ mode: 'globalSteps', rank: 1, worldSize: 2, port, syncBatchNorm: false, samples: 60 }),
+    const [[r0, r1], single, [synced0, synced1]] = await Promise.all([
+      ranks(2, { mode: 'globalSteps', syncBatchNorm: false, samples: 60 }),
       rank({ mode: 'globalSteps', rank: 0, worldSize: 1, samples: 60 }),
-      rank({ mode: 'globalSteps', rank: 0, worldSize: 2, port: port2, samples: 60 }),
-      rank({ mode: 'globalSteps', rank: 1, worldSize: 2, port: port2, samples: 60 }),
+      ranks(2, { mode: 'globalSteps', samples: 60 }),
     ]);
-    for (const r of [r0, r1, single, synced0, synced1]) expect(r.code, r.stderr).toBe(0);
+    expectExitedCleanly(r0, r1, single, synced0, synced1);
     expect(r1.out.state).toEqual(r0.out.state); // weights summed, statistics averaged at the end
     const off = maxRelDiff(r0.out.state, single.out.state).worst;
     const on = maxRelDiff(synced0.out.state, single.out.state).worst;
@@ -71,9 +60,8 @@ describe.skipIf(!gloo)('global batches and SyncBatchNorm (Gloo, 2 processes)', (
   }, 120_000);
 
   it('bad settings get clear errors', async () => {
-    const port = await freePort();
-    const [a, b] = await Promise.all([0, 1].map((r) => rank({ mode: 'badSettings', rank: r, worldSize: 2, port })));
-    for (const r of [a, b]) expect(r.code, r.stderr).toBe(0);
+    const [a, b] = await ranks(2, { mode: 'badSettings' });
+    expectExitedCleanly(a, b);
     expect(a.out.syncType).toMatch(/Model\.setProcessGroup: options\.syncBatchNorm must be a boolean, got/);
     expect(a.out.unknownKey).toMatch(/Model\.setProcessGroup: options.*syncBN/);
     expect(a.out.withGradWeights).toMatch(/gradWeights and globalBatch exclude each other/);
