@@ -60,7 +60,8 @@ void tcp_store_without_libuv(StoreOptions& o) {
 // (SIGFPE: the process dies) creating some 1x1 convolution primitives: strided 1x1 backward-data with
 // 256/512 -> 1024, 512/1024 -> 2048 or 1024 -> 512 channels (resnet50's shortcuts), and in channels-last
 // 1x1 convolutions of 512 -> 1024 channels even at stride 1. Debian's PyTorch 2.6 crashes the same way.
-// Channels-last stays off there for models with 1x1 convolutions (ModelCore::set_perf).
+// Channels-last stays off there for models with 1x1 convolutions (ModelCore::set_perf), and bottleneck
+// ResNets train and evaluate on the CPU with oneDNN's convolutions off (core/onednn_off.h).
 constexpr bool kOneDnn1x1Crashes = BTM_TORCH_AT_LEAST(2, 0);
 
 // A CPU generator seeded with `seed`.

@@ -29,6 +29,7 @@
 #include "bindings/options/loss_options.h"
 #include "bindings/options/train_options.h"
 #include "core/model_core.h"
+#include "core/onednn_off.h"
 #include "runtime/threads.h"
 #include "train/batch.h"
 #include "train/stacked_members.h"
@@ -151,6 +152,7 @@ Napi::Value TrainMembers(const Napi::CallbackInfo& info) {
   return run_members<std::vector<TrainResult>>(
       env, where, cores,
       [cores, data, idx = std::move(idx), cfgs = std::move(cfgs), stacked] {
+        OneDnnOff onednn_off(cores[0]->onednn_crashes());  // one architecture for all members
         if (stacked) {
           try {
             return train_stacked(cores, *data, idx, cfgs);
@@ -208,6 +210,7 @@ Napi::Value EvaluateMembers(const Napi::CallbackInfo& info) {
       env, where, cores,
       [cores, data, idx = std::move(idx), batch_size, norm, want_logits, stacked] {
         torch::NoGradGuard no_grad;
+        OneDnnOff onednn_off(cores[0]->onednn_crashes());
         const auto device = cores[0]->device;
         const auto ix = idx ? torch::tensor(*idx, torch::kLong).to(device)
                             : torch::arange(data->n, torch::TensorOptions().dtype(torch::kLong).device(device));

@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "compat.h"
+#include "core/onednn_off.h"
 #include "distributed/model_sync.h"
 #include "distributed/sync_batch_norm.h"
 #include "runtime/executor.h"
@@ -255,6 +256,12 @@ torch::Tensor ModelCore::folded_logits(const torch::Tensor& x, torch::Tensor* fe
   return head(folded->features(x), features);
 }
 
+bool ModelCore::onednn_crashes() const {
+  if (!compat::kOneDnn1x1Crashes || !device.is_cpu()) return false;
+  const auto resnet = std::dynamic_pointer_cast<ResNetImpl>(net);
+  return resnet && resnet->spec.bottleneck;
+}
+
 void ModelCore::set_perf(const PerfConfig& cfg) {
   perf = cfg;
   // Channels-last on the CPU too (oneDNN's NHWC path), except where oneDNN 3.x (libtorch 2.x) crashes on 1x1
@@ -274,6 +281,7 @@ void ModelCore::set_perf(const PerfConfig& cfg) {
 }
 
 TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& indices, const TrainConfig& cfg) {
+  OneDnnOff onednn_off(onednn_crashes());
   BatchMaker batches(data, indices, cfg, perf.channels_last, gen);
   const auto loss_t = loss_tensors(cfg.loss, device);
   const auto more_weights = vec_tensor(cfg.more.class_weights, device);
@@ -318,6 +326,7 @@ TrainResult ModelCore::train(const DataCore& data, const std::vector<int64_t>& i
 }
 
 EvalResult ModelCore::evaluate(const DataCore& data, const std::vector<int64_t>* indices, const EvalConfig& cfg) {
+  OneDnnOff onednn_off(onednn_crashes());
   torch::NoGradGuard no_grad;
   const auto idx = indices ? index_tensor(*indices, device)
                            : torch::arange(data.n, torch::TensorOptions().dtype(torch::kLong).device(device));

@@ -26,6 +26,9 @@ struct ModelCore {
             torch::Device device, uint64_t seed);
 
   void set_optimizer(const OptimizerConfig& cfg);
+  // True where oneDNN 3.x (libtorch 2.x) crashes on this model: a bottleneck ResNet on the CPU. Its train and
+  // evaluate calls then run with oneDNN's convolutions off (core/onednn_off.h) and channels-last stays off.
+  bool onednn_crashes() const;
   void set_perf(const PerfConfig& cfg);
   TrainResult train(const DataCore& data, const std::vector<int64_t>& indices, const TrainConfig& cfg);
   EvalResult evaluate(const DataCore& data, const std::vector<int64_t>* indices, const EvalConfig& cfg);
