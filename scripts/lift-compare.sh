@@ -18,8 +18,9 @@
 # measured beside other jobs), and 8 epochs at batch 128 are only 155 steps; a 3-epoch pre-train with
 # the default below on the 2,478-image set of --data.maxPerClass 1000 reached 71 % training and 34 %
 # test accuracy (chance 10 %)), TTA=1 (each run also evaluates LIFT's five-crop ensemble).
-# Cost: on this CPU evaluate with FLAGS="--eval.batchSize 128": the default 512 evaluated 5-7x slower
-# here (vit_mini_p4 41-56 vs 280 img/s, resnet20 266 vs 1171 img/s, 28x28, beside other jobs). The full
+# Cost: the CPU runs of the README used FLAGS="--eval.batchSize 128": in one measurement beside other jobs
+# the default 512 evaluated 5-7x slower (vit_mini_p4 41-56 vs 280 img/s, resnet20 266 vs 1171 img/s,
+# 28x28); a later check with scripts/eval-throughput.mjs (resnet20) found 512 faster, so this is open. The full
 # size (~12,000 images, 25 pre-training epochs, the presets' 10/30 fine-tuning epochs) is a GPU job for
 # the ViT (FLAGS="--model.device cuda"); README "LIFT" gives the reduced CPU size and its wall times.
 set -euo pipefail
