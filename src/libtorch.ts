@@ -119,7 +119,7 @@ export function _blasOfMaps(maps: string): LoadedBlas {
   const files = [...new Set(maps.split('\n').map((l) => /\s(\/\S+)\s*$/.exec(l)?.[1]).filter((f): f is string => f !== undefined))];
   const optimised = files.find((f) => /openblas|libblis|libmkl|atlas/i.test(path.basename(f)) || /\/(openblas[^/]*|blis[^/]*|atlas)\//i.test(f));
   if (optimised) return { file: optimised, kind: 'optimised' };
-  const blas = files.find((f) => /(^|\/)libblas\.so/.test(path.basename(f)) || /\/libblas\.so/.test(f));
+  const blas = files.find((f) => /\/libblas\.so/.test(f));
   if (blas) return { file: blas, kind: 'reference' };
   return { file: undefined, kind: 'built-in' };
 }

@@ -1,25 +1,17 @@
 // doctor(): what the addon was built against and runs with, and each problem with its fix; it reports
 // a broken or missing addon instead of throwing. The CLI runs as users run it (node dist/cli.js doctor).
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { doctor, formatDoctor, nodeSupported } from '../src/doctor.js';
 import { _blasOfMaps } from '../src/libtorch.js';
+import { runCli } from './helpers/cli.js';
 
-const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'btm-doctor-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function btm(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { env: { ...process.env, ...env }, timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const btm = (args: string[], env: Record<string, string | undefined> = {}) => runCli(args, 120_000, env);
 
 describe('nodeSupported', () => {
   it('follows engines ^20.19.0 || >=22.12.0', () => {

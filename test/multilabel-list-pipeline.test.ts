@@ -1,11 +1,9 @@
 // Multi-label list files through the pipeline (dataset 'multilabel-list'): PNG mosaics written with
 // sharp and listed as `path<TAB>labels`, the ml-btm preset end to end, the errors a bad list gets
 // (through runPipeline and the CLI), and adaptive / greedy merges scored by per-class AP.
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../src/checkpoint.js';
@@ -20,19 +18,12 @@ import { Model } from '../src/model.js';
 import { loadImageSets, loadMultiLabelListSets } from '../src/pipeline/data.js';
 import { runPipeline } from '../src/pipeline/run.js';
 import { deepMerge, presetConfig } from '../src/presets.js';
+import { cliRunner } from './helpers/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'btm-mllist-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-
 /** The btm command line (dist, compiled by the global setup). */
-function btmCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const btmCli = cliRunner(120_000);
 
 const C = 6;
 /** 2x2 mosaics (16x16, one channel) of 8x8 grid-task items, long-tailed per cell (train) or balanced (test). */
@@ -193,10 +184,8 @@ describe("dataset 'multilabel-list'", () => {
 
     it('through the CLI: a clean one-line error, exit code 1', async () => {
       const path = list('cli-bad.txt', testText.replace(/\t.*\n/, '\t0,9\n'));
-      const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
-        execFile(process.execPath, [cli, 'run', '--preset', 'ml-btm', '--runDir', join(root, 'runs'), '--name', 'cli-bad', '--data.dataset', 'multilabel-list',
-          '--data.trainList', join(root, 'train.txt'), '--data.testList', path, '--data.root', root, '--data.imageSize', '16', '--data.channels', '1'],
-        { timeout: 60_000 }, (err, _stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr })));
+      const r = await cliRunner(60_000)('run', '--preset', 'ml-btm', '--runDir', join(root, 'runs'), '--name', 'cli-bad', '--data.dataset', 'multilabel-list',
+        '--data.trainList', join(root, 'train.txt'), '--data.testList', path, '--data.root', root, '--data.imageSize', '16', '--data.channels', '1');
       expect(r.stderr).toMatch(/^btm: /);
       expect(r.stderr).toMatch(/cli-bad\.txt:1: label 9 out of range for 6 classes/);
       expect(r.stderr).not.toMatch(/\n\s+at /);

@@ -1,11 +1,9 @@
 // Multi-label end to end: the ml-btm preset on a mosaic set made from a small IDX pair laid out as
 // Fashion-MNIST (pretrain with BCE -> BTM on per-class positive subsets -> class-aware post-training),
 // per-class AP rows recomputed from the saved checkpoint; the samplers and the BCE loss options.
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../src/checkpoint.js';
@@ -21,19 +19,12 @@ import { runPipeline } from '../src/pipeline/run.js';
 import { deepMerge, presetConfig } from '../src/presets.js';
 import { Rng } from '../src/sampling/rng.js';
 import { multiLabelBtmSubsets, positivesByClass } from '../src/sampling/multilabel.js';
+import { cliRunner } from './helpers/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'btm-multilabel-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-
 /** The btm command line (dist, compiled by the global setup). */
-function btm(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const btm = cliRunner(120_000);
 
 /** An IDX pair per split in the Fashion-MNIST layout: 10 classes of 8x8 grid-task images. */
 function fakeFashionMnist(dir: string): string {

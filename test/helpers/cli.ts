@@ -11,10 +11,14 @@ export interface CliResult { code: number; stdout: string; stderr: string }
  * or failed to start), with its whole stdout and stderr.
  */
 export function cliRunner(timeoutMs: number): (...args: string[]) => Promise<CliResult> {
-  return (...args) =>
-    new Promise((resolve) => {
-      execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      });
+  return (...args) => runCli(args, timeoutMs);
+}
+
+/** One `btm ARGS...` run, as cliRunner's, with `env` added to this process's environment. */
+export function runCli(args: string[], timeoutMs: number, env: Record<string, string | undefined> = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: timeoutMs }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
+  });
 }
