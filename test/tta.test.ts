@@ -62,14 +62,16 @@ describe('evaluateFiveCrop', () => {
     using model = new Model({ arch: 'resnet8', numClasses: C, inChannels: c, imageSize: s, seed: 7 });
     const images = pixels(n * c * s * s, 3);
     const normalize = { mean: [0.4], std: [0.3] };
-    const got = await evaluateFiveCrop(model, { images, n, channels: c, height: s, width: s }, { resize: r, normalize, chunk: 10 });
+    // one image per forward on both sides: an optimised BLAS (OpenBLAS 0.3.29 on the trixie leg) may round a
+    // matmul row differently with the batch's row count, which the chunked ensemble and the per-crop passes differ in
+    const got = await evaluateFiveCrop(model, { images, n, channels: c, height: s, width: s }, { resize: r, normalize, chunk: 10, batchSize: 1 });
     // manual: upscale, the five offsets written out (centre: (19 - 16) / 2 = 1.5 -> round half to even -> 2)
     const big = resizeBilinear(images, n, c, s, s, r, r);
     const offsets = [[0, 0], [0, 3], [3, 0], [3, 3], [2, 2]];
     const per: Float32Array[] = [];
     for (const [top, left] of offsets) {
       using ds = new Dataset({ images: cropImages(big, n, c, r, r, top, left, s), labels: new Int32Array(n), n, channels: c, height: s, width: s });
-      per.push((await model.evaluate(ds, { logits: true, normalize })).logits!);
+      per.push((await model.evaluate(ds, { logits: true, normalize, batchSize: 1 })).logits!);
     }
     const mean = new Float32Array(n * C);
     for (let i = 0; i < n * C; i++) mean[i] = (per[0][i] + per[1][i] + per[2][i] + per[3][i] + per[4][i]) / 5;
