@@ -19,9 +19,11 @@
 # strategies (uniform, adaptive-hmean/-gmean, greedy-hmean/-gmean) at N_D = 10, N_C = 10 (runs
 # merge-<strategy>-s<seed>; the uniform one is nd10-nc10-s<seed>), and N_D x N_C for N_D in {2, 4, 10, 20},
 # N_C in {5, 10, 20} (runs nd<N_D>-nc<N_C>-s<seed>, uniform merge), and what the fine-tunes train at
-# N_D = N_C = 10 (runs trainable-<t>-s<seed> for t in $TRAINABLE, default "last-block backbone classifier");
-# tables on the validation split and the test set, and plots (btm plot) into <runs>/plots/. --parts runs
-# (and tables) only the parts named, e.g. --parts grid.
+# N_D = N_C = 10 (runs trainable-<t>-s<seed> for t in $TRAINABLE, default "last-block backbone classifier"),
+# and the fine-tune learning rate at N_D = N_C = 10 (part lr: runs lr<rate>-s<seed> for 0.001, 0.003 and
+# 0.03; 0.01 is nd10-nc10); tables on the validation split and the test set, and plots (btm plot) into
+# <runs>/plots/. --parts runs (and tables) only the parts named (merges trainable grid lr), e.g. --parts
+# grid; without --parts: merges trainable grid.
 #
 # Defaults (kanji): 300 classes, 300 training / 30 test images per class, 20 per class held out for
 # validation, IF 100, 25 pre-training epochs, 5 BTM epochs per fine-tune (a subset holds 10 images of
@@ -52,6 +54,9 @@ while [ $# -gt 0 ]; do
     *) echo "many-class.sh: unknown argument '$1' (see the comment at the top of $0)" >&2; exit 2 ;;
   esac
   shift
+done
+for part in $PARTS; do
+  case $part in merges|trainable|grid|lr) ;; *) echo "many-class.sh: unknown --parts entry '$part' (merges, trainable, grid, lr)" >&2; exit 2 ;; esac
 done
 if [ "$DATASET" = kanji ]; then
   RUNS=${RUNS:-runs-kanji}; IF=${IF:-100}; BTM_EPOCHS=${BTM_EPOCHS:-5}
@@ -91,6 +96,7 @@ fi
 
 if [ "$PAPER" = 1 ]; then
   STRATEGIES=(adaptive-hmean adaptive-gmean greedy-hmean greedy-gmean); TRAINABLE=${TRAINABLE:-last-block backbone classifier}
+  LRS="0.001 0.003 0.03"
   has() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
   for s in $SEEDS; do
     run "ce-s$s" --preset ce --seed "$s"
@@ -100,10 +106,12 @@ if [ "$PAPER" = 1 ]; then
     if has merges; then for m in "${STRATEGIES[@]}"; do cell "merge-$m" --btm.numSubsets 10 --btm.perClass 10 --btm.merge "$m"; done; fi
     # what the fine-tunes train, at N_D = N_C = 10 (the whole model: nd10-nc10)
     if has trainable; then for t in $TRAINABLE; do cell "trainable-$t" --btm.numSubsets 10 --btm.perClass 10 --btm.trainable "$t"; done; fi
+    if has lr; then for lr in $LRS; do cell "lr$lr" --btm.numSubsets 10 --btm.perClass 10 --btm.lr "$lr"; done; fi
     if has grid; then for nc in 5 10 20; do for nd in 2 4 10 20; do cell "nd$nd-nc$nc" --btm.numSubsets "$nd" --btm.perClass "$nc"; done; done; fi
   done
-  merges=(); grid=(); trainables=()
+  merges=(); grid=(); trainables=(); lrs=()
   for s in $SEEDS; do
+    lrs+=("$RUNS/ce-s$s"); for lr in $LRS; do lrs+=("$RUNS/lr$lr-s$s"); done; lrs+=("$RUNS/nd10-nc10-s$s")
     merges+=("$RUNS/nd10-nc10-s$s"); for m in "${STRATEGIES[@]}"; do merges+=("$RUNS/merge-$m-s$s"); done
     trainables+=("$RUNS/ce-s$s" "$RUNS/nd10-nc10-s$s"); for t in $TRAINABLE; do trainables+=("$RUNS/trainable-$t-s$s"); done
     for nc in 5 10 20; do for nd in 2 4 10 20; do grid+=("$RUNS/nd$nd-nc$nc-s$s"); done; done
@@ -121,6 +129,12 @@ if [ "$PAPER" = 1 ]; then
       $BTM report "${trainables[@]}" --markdown --set "$set" --rows '^(pre-train|BTM merged)'
       $BTM plot bars "${trainables[@]}" --rows '^(pre-train|BTM merged)' --set "$set" --metrics harmonicMean,geometricMean,lowestRecall,accuracy,few --out "$RUNS/plots/trainable-$set.svg" \
         --title "What the fine-tunes train (N_D = N_C = 10; nd10-nc10 = all), $set set"
+    fi
+    if has lr; then
+      echo; echo "## $set set: the fine-tune learning rate (N_D = N_C = 10; nd10-nc10: lr 0.01)"
+      $BTM report "${lrs[@]}" --markdown --set "$set" --rows '^(pre-train|BTM merged)'
+      $BTM plot bars "${lrs[@]}" --rows '^(pre-train|BTM merged)' --set "$set" --metrics harmonicMean,geometricMean,lowestRecall,accuracy,few --out "$RUNS/plots/lr-$set.svg" \
+        --title "The fine-tune learning rate (N_D = N_C = 10; nd10-nc10 = 0.01), $set set"
     fi
     if has grid; then
       echo; echo "## $set set: N_D x N_C (uniform merge)"
