@@ -20,7 +20,7 @@
 # merge-<strategy>-s<seed>; the uniform one is nd10-nc10-s<seed>), and N_D x N_C for N_D in {2, 4, 10, 20},
 # N_C in {5, 10, 20} (runs nd<N_D>-nc<N_C>-s<seed>, uniform merge), and what the fine-tunes train at
 # N_D = N_C = 10 (runs trainable-<t>-s<seed> for t in $TRAINABLE, default "last-block backbone classifier"),
-# and the fine-tune learning rate at N_D = N_C = 10 (part lr: runs lr<rate>-s<seed> for 0.001, 0.003 and
+# and the fine-tune learning rate at N_D = N_C = 10 (part lr: runs lr<rate>-s<seed> for $LRS, default 0.001, 0.003 and
 # 0.03; 0.01 is nd10-nc10); tables on the validation split and the test set, and plots (btm plot) into
 # <runs>/plots/. --parts runs (and tables) only the parts named (merges trainable grid lr), e.g. --parts
 # grid; without --parts: merges trainable grid.
@@ -96,7 +96,7 @@ fi
 
 if [ "$PAPER" = 1 ]; then
   STRATEGIES=(adaptive-hmean adaptive-gmean greedy-hmean greedy-gmean); TRAINABLE=${TRAINABLE:-last-block backbone classifier}
-  LRS="0.001 0.003 0.03"
+  LRS=${LRS:-0.001 0.003 0.03}
   has() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
   for s in $SEEDS; do
     run "ce-s$s" --preset ce --seed "$s"
