@@ -117,24 +117,25 @@ if [ "$PAPER" = 1 ]; then
     for nc in 5 10 20; do for nd in 2 4 10 20; do grid+=("$RUNS/nd$nd-nc$nc-s$s"); done; done
   done
   mkdir -p "$RUNS/plots"
+  # one part's table and bars on split $set: bars_part <plot name> <rows regex> <heading> <plot title> <run dir>...
+  bars_part() {
+    local name=$1 rows=$2 heading=$3 title=$4; shift 4
+    echo; echo "## $set set: $heading"
+    $BTM report "$@" --markdown --set "$set" --rows "$rows"
+    $BTM plot bars "$@" --rows "$rows" --set "$set" --metrics harmonicMean,geometricMean,lowestRecall,accuracy,few --out "$RUNS/plots/$name-$set.svg" \
+      --title "$title, $set set"
+  }
   for set in val test; do
     if has merges; then
-      echo; echo "## $set set: merge strategies (N_D = N_C = 10)"
-      $BTM report "${merges[@]}" --markdown --set "$set" --rows '^BTM merged'
-      $BTM plot bars "${merges[@]}" --rows '^BTM merged' --set "$set" --metrics harmonicMean,geometricMean,lowestRecall,accuracy,few --out "$RUNS/plots/merge-strategies-$set.svg" \
-        --title "Merge strategies (N_D = N_C = 10), $set set"
+      bars_part merge-strategies '^BTM merged' "merge strategies (N_D = N_C = 10)" "Merge strategies (N_D = N_C = 10)" "${merges[@]}"
     fi
     if has trainable; then
-      echo; echo "## $set set: what the fine-tunes train (N_D = N_C = 10; nd10-nc10: the whole model)"
-      $BTM report "${trainables[@]}" --markdown --set "$set" --rows '^(pre-train|BTM merged)'
-      $BTM plot bars "${trainables[@]}" --rows '^(pre-train|BTM merged)' --set "$set" --metrics harmonicMean,geometricMean,lowestRecall,accuracy,few --out "$RUNS/plots/trainable-$set.svg" \
-        --title "What the fine-tunes train (N_D = N_C = 10; nd10-nc10 = all), $set set"
+      bars_part trainable '^(pre-train|BTM merged)' "what the fine-tunes train (N_D = N_C = 10; nd10-nc10: the whole model)" \
+        "What the fine-tunes train (N_D = N_C = 10; nd10-nc10 = all)" "${trainables[@]}"
     fi
     if has lr; then
-      echo; echo "## $set set: the fine-tune learning rate (N_D = N_C = 10; nd10-nc10: lr 0.01)"
-      $BTM report "${lrs[@]}" --markdown --set "$set" --rows '^(pre-train|BTM merged)'
-      $BTM plot bars "${lrs[@]}" --rows '^(pre-train|BTM merged)' --set "$set" --metrics harmonicMean,geometricMean,lowestRecall,accuracy,few --out "$RUNS/plots/lr-$set.svg" \
-        --title "The fine-tune learning rate (N_D = N_C = 10; nd10-nc10 = 0.01), $set set"
+      bars_part lr '^(pre-train|BTM merged)' "the fine-tune learning rate (N_D = N_C = 10; nd10-nc10: lr 0.01)" \
+        "The fine-tune learning rate (N_D = N_C = 10; nd10-nc10 = 0.01)" "${lrs[@]}"
     fi
     if has grid; then
       echo; echo "## $set set: N_D x N_C (uniform merge)"
